@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the suite needs when they are missing: prometheus (the analysis
+# gate scrapes a real process) and lua5.4 (the Argo CD health check is run, not just read).
+set -euo pipefail
+need=()
+command -v prometheus >/dev/null || need+=(prometheus)
+command -v lua5.4 >/dev/null || need+=(lua5.4)
+[[ ${#need[@]} -eq 0 ]] && exit 0
+echo "[system-deps] installing ${need[*]} from Debian's packages" >&2
+sudo=""
+[[ $(id -u) -ne 0 ]] && sudo="sudo"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
