@@ -1,0 +1,71 @@
+"""The JWKS ConfigMap: public keys only, written after the Secret."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from keyturn.adapters.kube import KEYSET_LABEL, MANAGED_BY, Conflict, call, is_status
+from keyturn.adapters.secrets import owner_refs
+
+
+@dataclass(frozen=True)
+class ConfigMapSnapshot:
+    data: Mapping[str, str]
+    labels: Mapping[str, str]
+    owner_uids: tuple[str, ...]
+    resource_version: str
+
+
+class ConfigMaps:
+    def __init__(self, api: Any) -> None:
+        self._core = client.CoreV1Api(api)
+
+    async def read(self, namespace: str, name: str) -> ConfigMapSnapshot | None:
+        try:
+            cm = await call(self._core.read_namespaced_config_map, name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        meta = cm.metadata
+        assert meta is not None  # the API always returns metadata
+        return ConfigMapSnapshot(
+            data=dict(cm.data or {}),
+            labels=dict(meta.labels or {}),
+            owner_uids=tuple(o.uid for o in meta.owner_references or ()),
+            resource_version=str(meta.resource_version),
+        )
+
+    async def write(
+        self,
+        namespace: str,
+        name: str,
+        data: Mapping[str, str],
+        keyset: str,
+        owner: Mapping[str, Any] | None,
+        previous: ConfigMapSnapshot | None,
+    ) -> None:
+        body = client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(
+                name=name,
+                namespace=namespace,
+                labels={**(previous.labels if previous else {}), **MANAGED_BY, KEYSET_LABEL: keyset},
+                owner_references=owner_refs(owner),
+                resource_version=previous.resource_version if previous else None,
+            ),
+            data=dict(data),
+        )
+        try:
+            if previous is None:
+                await call(self._core.create_namespaced_config_map, namespace, body)
+            else:
+                await call(self._core.replace_namespaced_config_map, name, namespace, body)
+        except ApiException as exc:
+            if is_status(exc, 409):
+                raise Conflict(f"ConfigMap {namespace}/{name} changed underneath; retrying") from exc
+            raise

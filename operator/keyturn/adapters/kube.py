@@ -1,0 +1,52 @@
+"""One shared Kubernetes API client, and a way to call its blocking methods off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ParamSpec, TypeVar
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from keyturn import __version__
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# Enough threads that 100 keysets reconciling at once never queue behind each other for long.
+_POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="keyturn-api")
+
+MANAGED_BY = {"app.kubernetes.io/managed-by": "keyturn"}
+KEYSET_LABEL = "keyturn.dev/keyset"
+
+
+def api_client(kubeconfig: str | None = None) -> Any:
+    """In-cluster credentials when running in a Pod, else the kubeconfig (KUBECONFIG or ~/.kube)."""
+    configuration = client.Configuration()
+    try:
+        if kubeconfig is not None:
+            raise config.ConfigException("explicit kubeconfig")
+        config.load_incluster_config(client_configuration=configuration)
+    except config.ConfigException:
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    configuration.connection_pool_maxsize = 32
+    api = client.ApiClient(configuration)
+    api.user_agent = f"keyturn/{__version__}"  # names Keyturn in managedFields and audit logs
+    return api
+
+
+async def call(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run a blocking client call in the shared pool."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_POOL, functools.partial(fn, *args, **kwargs))
+
+
+def is_status(exc: BaseException, *codes: int) -> bool:
+    return isinstance(exc, ApiException) and exc.status in codes
+
+
+class Conflict(RuntimeError):
+    """Someone else wrote the object since it was read; reconcile again from a fresh read."""

@@ -1,0 +1,124 @@
+"""The keyset's Secret (material + record) and the passphrase Secret."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from keyturn.adapters.kube import KEYSET_LABEL, MANAGED_BY, Conflict, call, is_status
+
+STATE_ANNOTATION = "keyturn.dev/state"
+
+
+@dataclass(frozen=True)
+class SecretSnapshot:
+    name: str
+    data: Mapping[str, str]
+    annotations: Mapping[str, str]
+    labels: Mapping[str, str]
+    owner_uids: tuple[str, ...]
+    resource_version: str
+
+    @property
+    def record(self) -> str | None:
+        return self.annotations.get(STATE_ANNOTATION)
+
+    def managed_for(self, keyset: str) -> bool:
+        return self.labels.get(KEYSET_LABEL) == keyset and self.record is not None
+
+
+@dataclass(frozen=True)
+class SecretWrite:
+    name: str
+    data: Mapping[str, str]
+    record: str
+    keyset: str
+    owner: Mapping[str, Any] | None = None
+    extra_annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+def _decode(data: Mapping[str, bytes | str] | None) -> dict[str, str]:
+    return {k: base64.b64decode(v).decode() for k, v in (data or {}).items()}
+
+
+def owner_refs(owner: Mapping[str, Any] | None) -> list[client.V1OwnerReference] | None:
+    if owner is None:
+        return None
+    return [
+        client.V1OwnerReference(
+            api_version=owner["apiVersion"],
+            kind=owner["kind"],
+            name=owner["name"],
+            uid=owner["uid"],
+            controller=owner.get("controller"),
+            block_owner_deletion=owner.get("blockOwnerDeletion"),
+        )
+    ]
+
+
+class Secrets:
+    def __init__(self, api: Any) -> None:
+        self._core = client.CoreV1Api(api)
+
+    async def read(self, namespace: str, name: str) -> SecretSnapshot | None:
+        try:
+            secret = await call(self._core.read_namespaced_secret, name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        meta = secret.metadata
+        assert meta is not None  # the API always returns metadata
+        return SecretSnapshot(
+            name=name,
+            data=_decode(secret.data),
+            annotations=dict(meta.annotations or {}),
+            labels=dict(meta.labels or {}),
+            owner_uids=tuple(o.uid for o in meta.owner_references or ()),
+            resource_version=str(meta.resource_version),
+        )
+
+    async def write(self, namespace: str, write: SecretWrite, previous: SecretSnapshot | None) -> None:
+        """Create or replace the whole Secret, guarded by resourceVersion: no lost updates."""
+        annotations = {
+            **(previous.annotations if previous else {}),
+            **write.extra_annotations,
+            STATE_ANNOTATION: write.record,
+        }
+        labels = {**(previous.labels if previous else {}), **MANAGED_BY, KEYSET_LABEL: write.keyset}
+        body = client.V1Secret(
+            metadata=client.V1ObjectMeta(
+                name=write.name,
+                namespace=namespace,
+                labels=labels,
+                annotations=annotations,
+                owner_references=owner_refs(write.owner),
+                resource_version=previous.resource_version if previous else None,
+            ),
+            type="Opaque",
+            data={k: base64.b64encode(v.encode()).decode() for k, v in sorted(write.data.items())},
+        )
+        try:
+            if previous is None:
+                await call(self._core.create_namespaced_secret, namespace, body)
+            else:
+                await call(self._core.replace_namespaced_secret, write.name, namespace, body)
+        except ApiException as exc:
+            if is_status(exc, 409):
+                raise Conflict(f"Secret {namespace}/{write.name} changed underneath; retrying") from exc
+            raise
+
+    async def passphrase(self, namespace: str, name: str, key: str) -> bytes | None:
+        try:
+            secret = await call(self._core.read_namespaced_secret, name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        value = (secret.data or {}).get(key)
+        return base64.b64decode(value) if value else None

@@ -1,0 +1,191 @@
+"""The vocabulary of the key lifecycle: keys, their states, and the record the Secret carries."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class KeyState(StrEnum):
+    NEXT = "next"
+    CURRENT = "current"
+    PREVIOUS = "previous"
+    FAILED = "failed"
+    RETIRED = "retired"
+    REVOKED = "revoked"
+
+
+# States whose public key is in the JWKS, i.e. that verifiers must accept.
+VERIFYING_STATES = frozenset({KeyState.CURRENT, KeyState.NEXT, KeyState.PREVIOUS, KeyState.FAILED})
+# States whose private material is still in the Secret.
+MATERIAL_STATES = VERIFYING_STATES | {KeyState.RETIRED}
+
+
+class Trigger(StrEnum):
+    INITIAL = "initial"
+    SCHEDULED = "scheduled"
+    MANUAL = "manual"
+    EMERGENCY = "emergency"
+    DECLARATIVE = "declarative"
+    ANALYSIS = "analysis"
+    ROLLOUT = "rollout"
+    EXPIRY = "expiry"
+
+
+class Operation(StrEnum):
+    GENERATE = "generate"
+    ROTATE = "rotate"
+    ROLLBACK = "rollback"
+    REVOKE = "revoke"
+    RETIRE = "retire"
+    PURGE = "purge"
+    ANALYSIS = "analysis"
+
+
+class AnalysisResult(StrEnum):
+    PASSED = "Passed"
+    FAILED = "Failed"
+    INCONCLUSIVE = "Inconclusive"
+
+
+@dataclass(frozen=True)
+class Key:
+    """One signing key's public facts. Private material never lives in this object."""
+
+    kid: str
+    state: KeyState
+    algorithm: str
+    serial: int
+    created_at: datetime
+    published_at: datetime | None = None
+    activated_at: datetime | None = None
+    demoted_at: datetime | None = None
+    remove_from_jwks_at: datetime | None = None
+    purge_at: datetime | None = None
+    revoked_at: datetime | None = None
+    reason: str | None = None
+    # The public JWK (None for HMAC keys); kept here so the JWKS never needs the private key.
+    public_jwk: Mapping[str, str] | None = None
+    fingerprint: str = ""
+    # Analysis bookkeeping for the key while it is current (crash-safe: it lives in the Secret).
+    activation: Operation | None = None
+    activated_by: Trigger | None = None
+    analysis_started_at: datetime | None = None
+    analysis_result: AnalysisResult | None = None
+
+    def evolve(self, **changes: Any) -> Key:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def verifies(self) -> bool:
+        return self.state in VERIFYING_STATES
+
+    @property
+    def has_material(self) -> bool:
+        return self.state in MATERIAL_STATES
+
+    @property
+    def awaits_analysis(self) -> bool:
+        """Only a rotation is gated: emergencies and rollbacks must never be undone by a metric."""
+        return (
+            self.state is KeyState.CURRENT
+            and self.activation is Operation.ROTATE
+            and self.analysis_result is None
+        )
+
+
+@dataclass(frozen=True)
+class FreshKey:
+    """A key generated (and self-tested) by the executor, offered to the planner to place."""
+
+    kid: str
+    algorithm: str
+    serial: int
+    public_jwk: Mapping[str, str] | None
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    at: datetime
+    operation: Operation
+    kids: tuple[str, ...]
+    trigger: Trigger
+    reason: str
+    result: str
+
+
+@dataclass(frozen=True)
+class EmergencyAck:
+    request_id: str
+    handled_at: datetime
+    result: str
+    new_kid: str | None
+    message: str
+
+
+@dataclass(frozen=True)
+class Handled:
+    """Tokens and request ids already acted on, so a replay after a crash is a no-op."""
+
+    rotate: str | None = None
+    rollback: str | None = None
+    emergencies: tuple[EmergencyAck, ...] = ()
+
+    def emergency(self, request_id: str) -> EmergencyAck | None:
+        return next((e for e in self.emergencies if e.request_id == request_id), None)
+
+
+HISTORY_LIMIT = 20
+EMERGENCY_MEMORY = 20
+
+
+@dataclass(frozen=True)
+class Ring:
+    """Everything Keyturn must remember about a keyset; persisted on the Secret, the source of truth."""
+
+    keys: tuple[Key, ...] = ()
+    serial: int = 0
+    revoked_kids: tuple[str, ...] = ()
+    handled: Handled = field(default_factory=Handled)
+    history: tuple[HistoryEntry, ...] = ()
+
+    def evolve(self, **changes: Any) -> Ring:
+        return dataclasses.replace(self, **changes)
+
+    def find(self, kid: str) -> Key | None:
+        return next((k for k in self.keys if k.kid == kid), None)
+
+    def in_state(self, *states: KeyState) -> tuple[Key, ...]:
+        return tuple(k for k in self.keys if k.state in states)
+
+    @property
+    def current(self) -> Key | None:
+        return next((k for k in self.keys if k.state is KeyState.CURRENT), None)
+
+    @property
+    def next(self) -> Key | None:
+        return next((k for k in self.keys if k.state is KeyState.NEXT), None)
+
+    @property
+    def previous(self) -> Key | None:
+        """The most recently demoted key verifiers still accept (the Secret's `previous` slot)."""
+        demoted = [k for k in self.keys if k.state in (KeyState.PREVIOUS, KeyState.FAILED)]
+        return max(demoted, key=_demoted_order, default=None)
+
+    def verifying(self) -> tuple[Key, ...]:
+        """Keys in the JWKS, in publication order: current, next, then demoted ones newest first."""
+        order = {KeyState.CURRENT: 0, KeyState.NEXT: 1, KeyState.PREVIOUS: 2, KeyState.FAILED: 2}
+        demoted_first = sorted((k for k in self.keys if k.verifies), key=_demoted_order, reverse=True)
+        return tuple(sorted(demoted_first, key=lambda k: order[k.state]))
+
+    def known(self, kid: str) -> bool:
+        return kid in self.revoked_kids or self.find(kid) is not None
+
+
+def _demoted_order(key: Key) -> tuple[datetime, int]:
+    return (key.demoted_at or key.created_at, key.serial)

@@ -1,0 +1,268 @@
+"""The status subresource as a pure projection of the ring, the plan and what the executor saw.
+
+Status is never a source of truth: everything here is recomputed from the Secret on every pass, so
+a crash between the Secret write and the status write loses nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from keyturn.domain.model import KeyState, Operation, Ring
+from keyturn.domain.planner import Plan
+from keyturn.domain.policies import Reason, Violation
+from keyturn.domain.record import ack_to_dict, history_to_dict, timestamp
+
+STATUS_KEY_FIELDS = (
+    ("createdAt", "created_at"),
+    ("publishedAt", "published_at"),
+    ("activatedAt", "activated_at"),
+    ("demotedAt", "demoted_at"),
+    ("removeFromJwksAt", "remove_from_jwks_at"),
+    ("purgeAt", "purge_at"),
+    ("revokedAt", "revoked_at"),
+)
+
+
+@dataclass(frozen=True)
+class TargetView:
+    name: str
+    role: str
+    state: str
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class RolloutView:
+    revision: str = ""
+    targets: tuple[TargetView, ...] = ()
+    in_progress: bool = False
+    failure: str | None = None
+
+
+@dataclass(frozen=True)
+class Measurement:
+    at: datetime
+    value: float | None
+    result: str
+
+
+@dataclass(frozen=True)
+class AnalysisView:
+    phase: str
+    success_rate: float | None = None
+    measurements: tuple[Measurement, ...] = ()
+
+
+@dataclass(frozen=True)
+class Observed:
+    rollout: RolloutView = field(default_factory=RolloutView)
+    analysis: AnalysisView | None = None
+    degraded: tuple[Reason, str] | None = None
+
+
+def phase_of(ring: Ring, plan: Plan | None, violations: Sequence[Violation], observed: Observed) -> str:
+    current = ring.current
+    if violations:
+        return "Failed"
+    if current is None or plan is None:
+        return "Pending"
+    if plan.paused is not None or observed.rollout.failure is not None:
+        return "Paused"
+    if observed.rollout.in_progress:
+        return "RollingBack" if current.activation is Operation.ROLLBACK else "RollingOut"
+    if current.awaits_analysis and observed.analysis is not None:
+        return "Analyzing"
+    if plan.waiting is not None:
+        return "Publishing"
+    return "Ready"
+
+
+def build(
+    *,
+    generation: int,
+    ring: Ring,
+    plan: Plan | None,
+    violations: Sequence[Violation],
+    observed: Observed,
+    existing: Mapping[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    """The fields Keyturn owns; `existing` only supplies lastTransitionTime and the emergency request."""
+    phase = phase_of(ring, plan, violations, observed)
+    current, nxt = ring.current, ring.next
+    status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "phase": phase,
+        "conditions": _conditions(phase, ring, plan, violations, observed, existing, generation, now),
+        "currentKid": current.kid if current else None,
+        "nextKid": nxt.kid if nxt else None,
+        "nextRotationAt": timestamp(plan.next_rotation_at) if plan and plan.next_rotation_at else None,
+        "lastRotationAt": _last_rotation(ring),
+        "lastHandledRotate": ring.handled.rotate,
+        "lastHandledRollback": ring.handled.rollback,
+        "keys": [_key_status(k) for k in ring.keys],
+        "history": [history_to_dict(h) for h in ring.history],
+        "rollout": {
+            "revision": observed.rollout.revision,
+            "targets": [{k: v for k, v in vars(t).items() if v != ""} for t in observed.rollout.targets],
+        },
+    }
+    if observed.analysis is not None:
+        view = observed.analysis
+        status["analysis"] = {
+            "phase": view.phase,
+            **({"successRate": _number(view.success_rate)} if view.success_rate is not None else {}),
+            "measurements": [
+                {
+                    "at": timestamp(m.at),
+                    "result": m.result,
+                    **({"value": _number(m.value)} if m.value is not None else {}),
+                }
+                for m in view.measurements
+            ],
+        }
+    emergency = existing.get("emergency") or {}
+    ack = ring.handled.emergency(str(emergency.get("requestId"))) if emergency.get("requestId") else None
+    if ack is not None:
+        status["emergency"] = {**emergency, **ack_to_dict(ack)}
+    return status
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def _last_rotation(ring: Ring) -> str | None:
+    rotations = [h.at for h in ring.history if h.operation in (Operation.ROTATE, Operation.ROLLBACK)]
+    activations = [k.activated_at for k in ring.keys if k.activated_at is not None]
+    latest = max([*rotations, *activations], default=None)
+    return timestamp(latest) if latest else None
+
+
+def _key_status(key: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"kid": key.kid, "state": str(key.state), "algorithm": key.algorithm}
+    for name, attr in STATUS_KEY_FIELDS:
+        value = getattr(key, attr)
+        if value is not None:
+            out[name] = timestamp(value)
+    if key.reason:
+        out["reason"] = key.reason
+    if key.fingerprint:
+        out["fingerprint"] = key.fingerprint  # SHA-256 prefix for audits; never the key itself
+    return out
+
+
+def _conditions(
+    phase: str,
+    ring: Ring,
+    plan: Plan | None,
+    violations: Sequence[Violation],
+    observed: Observed,
+    existing: Mapping[str, Any],
+    generation: int,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    current = ring.current
+    wanted: list[tuple[str, bool, str, str]] = []
+    if violations:
+        first = violations[0]
+        message = "; ".join(v.message for v in violations)
+        wanted += [
+            ("Ready", False, str(first.reason), message),
+            ("Reconciling", False, str(first.reason), message),
+            ("Stalled", True, str(first.reason), message),
+        ]
+    elif phase == "Paused":
+        reason, message = _pause(plan, observed)
+        wanted += [
+            ("Ready", False, reason, message),
+            ("Reconciling", False, reason, message),
+            ("Stalled", True, reason, message),
+        ]
+    elif phase == "Ready":
+        message = f"{current.kid} signs" if current else ""
+        wanted += [
+            ("Ready", True, str(Reason.READY), message),
+            ("Reconciling", False, str(Reason.READY), message),
+            ("Stalled", False, str(Reason.READY), message),
+        ]
+    else:
+        reason, message = _progress(phase, plan, observed)
+        wanted += [
+            ("Ready", False, reason, message),
+            ("Reconciling", True, reason, message),
+            ("Stalled", False, reason, message),
+        ]
+    rolled_back = current is not None and current.activation is Operation.ROLLBACK
+    last_rollback = next((h for h in reversed(ring.history) if h.operation is Operation.ROLLBACK), None)
+    wanted.append(
+        (
+            "RolledBack",
+            rolled_back,
+            str(Reason.ROLLED_BACK) if rolled_back else str(Reason.READY),
+            f"rolled back to {current.kid}: {last_rollback.reason}"
+            if rolled_back and current and last_rollback
+            else "no rollback in effect",
+        )
+    )
+    degraded = observed.degraded or (
+        (Reason(_pause(plan, observed)[0]), _pause(plan, observed)[1]) if phase == "Paused" else None
+    )
+    wanted.append(
+        (
+            "Degraded",
+            degraded is not None,
+            str(degraded[0]) if degraded else str(Reason.READY),
+            degraded[1] if degraded else "all keys and targets healthy",
+        )
+    )
+    old = {c.get("type"): c for c in existing.get("conditions") or ()}
+    out = []
+    for kind, flag, reason, message in wanted:
+        value = "True" if flag else "False"
+        previous = old.get(kind)
+        since = previous.get("lastTransitionTime") if previous and previous.get("status") == value else None
+        out.append(
+            {
+                "type": kind,
+                "status": value,
+                "reason": reason,
+                "message": message,
+                "lastTransitionTime": since or timestamp(now),
+                "observedGeneration": generation,
+            }
+        )
+    return out
+
+
+def _pause(plan: Plan | None, observed: Observed) -> tuple[str, str]:
+    if observed.rollout.failure is not None:
+        return str(Reason.ROLLOUT_PAUSED), observed.rollout.failure
+    if plan is not None and plan.paused is not None:
+        return str(plan.paused), plan.paused_message
+    return str(Reason.ROLLOUT_PAUSED), "paused"
+
+
+def _progress(phase: str, plan: Plan | None, observed: Observed) -> tuple[str, str]:
+    if phase in ("RollingOut", "RollingBack"):
+        busy = [t for t in observed.rollout.targets if t.state not in ("Ready", "Pending")]
+        names = ", ".join(f"{t.name} ({t.state})" for t in busy) or "targets"
+        return str(Reason.ROLLOUT_PROGRESSING), f"rolling {names}"
+    if phase == "Analyzing":
+        return str(Reason.ANALYSIS_RUNNING), "measuring token validation after the rotation"
+    if phase == "Publishing" and plan is not None and plan.waiting is not None:
+        if plan.waiting is Reason.AWAITING_VERIFIERS:
+            return str(plan.waiting), "waiting for verifiers to load the next key before it signs"
+        return str(plan.waiting), "the next key is published; it signs once publishAhead has passed"
+    return "Initializing", "generating keys"
+
+
+def key_state_counts(ring: Ring) -> dict[str, int]:
+    counts = {str(s): 0 for s in KeyState}
+    for key in ring.keys:
+        counts[str(key.state)] += 1
+    return counts

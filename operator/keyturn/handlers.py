@@ -1,0 +1,118 @@
+"""The only kopf code: one daemon per JwtKeySet that reconciles, then sleeps until something is due.
+
+Watch events (the keyset, its Secret and ConfigMap, annotated Deployments) only wake the daemon;
+every decision is taken by the executor from a fresh read, so a lost or duplicated event is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from keyturn import GROUP, PLURAL, VERSION, metrics
+from keyturn.adapters.kube import KEYSET_LABEL, MANAGED_BY, Conflict, api_client
+from keyturn.executor import Executor
+
+log = logging.getLogger("keyturn")
+
+_WAKERS: dict[tuple[str, str], asyncio.Event] = {}
+_EXECUTOR: list[Executor] = []
+TARGET_ANNOTATION = "keyturn.dev/keyset"
+MAX_BACKOFF = 300.0
+
+
+def _waker(namespace: str, name: str) -> asyncio.Event:
+    return _WAKERS.setdefault((namespace, name), asyncio.Event())
+
+
+def wake(namespace: str | None, name: str | None) -> None:
+    if namespace and name:
+        _waker(namespace, name).set()
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.persistence.finalizer = "keyturn.dev/finalizer"
+    # Keyturn posts its own Events with its own Reasons; kopf's log-to-event echo would leak noise.
+    settings.posting.enabled = False
+    selector = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
+    settings.watching.label_selectors["v1", "secrets"] = selector
+    settings.watching.label_selectors["v1", "configmaps"] = selector
+    settings.networking.request_timeout = 60
+    settings.watching.server_timeout = 300
+    if not _EXECUTOR:
+        _EXECUTOR.append(Executor(api_client()))
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=30.0)
+async def keyset_daemon(stopped: kopf.DaemonStopped, namespace: str | None, name: str, **_: Any) -> None:
+    assert namespace is not None  # JwtKeySet is namespaced
+    executor = _EXECUTOR[0]
+    waker = _waker(namespace, name)
+    backoff = 1.0
+
+    async def stop_signal() -> None:
+        await stopped.wait()
+
+    stopping = asyncio.ensure_future(stop_signal())
+    try:
+        while not stopped:
+            waker.clear()
+            try:
+                outcome = await executor.reconcile(namespace, name)
+                backoff = 1.0
+                delay = _seconds_until(outcome.wake_at)
+            except Conflict as exc:
+                log.info("%s", exc, extra={"namespace": namespace, "keyset": name, "reason": "Conflict"})
+                delay = 0.05
+            except Exception as exc:  # any failure: back off and try again, never crash the daemon
+                metrics.FAILURES.labels(namespace, name, "ReconcileError").inc()
+                log.error(
+                    "reconcile failed: %s: %s",
+                    type(exc).__name__,
+                    exc,
+                    extra={"namespace": namespace, "keyset": name, "reason": "ReconcileError"},
+                )
+                delay = backoff * (1 + random.random() / 4)  # noqa: S311 - jitter, not crypto
+                backoff = min(backoff * 2, MAX_BACKOFF)
+            woken = asyncio.ensure_future(waker.wait())
+            await asyncio.wait({woken, stopping}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+            woken.cancel()
+    finally:
+        stopping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await stopping
+        _WAKERS.pop((namespace, name), None)
+
+
+def _seconds_until(moment: datetime | None) -> float | None:
+    if moment is None:
+        return None
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def keyset_event(namespace: str | None, name: str, **_: Any) -> None:
+    wake(namespace, name)
+
+
+@kopf.on.event("v1", "secrets", labels=MANAGED_BY)
+async def secret_event(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+    wake(namespace, labels.get(KEYSET_LABEL))
+
+
+@kopf.on.event("v1", "configmaps", labels=MANAGED_BY)
+async def configmap_event(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+    wake(namespace, labels.get(KEYSET_LABEL))
+
+
+@kopf.on.event("apps", "v1", "deployments", annotations={TARGET_ANNOTATION: kopf.PRESENT})
+async def deployment_event(namespace: str | None, annotations: kopf.Annotations, **_: Any) -> None:
+    for keyset in annotations.get(TARGET_ANNOTATION, "").split(","):
+        wake(namespace, keyset.strip())

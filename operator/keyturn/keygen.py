@@ -1,0 +1,60 @@
+"""Fresh keys for the planner: generated, named, self-tested and serialized for the Secret.
+
+Blocking (RSA-4096 takes up to a second), so the executor runs it in a worker thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from keyturn import crypto
+from keyturn.domain.model import FreshKey
+from keyturn.domain.spec import Spec
+
+
+@dataclass(frozen=True)
+class Generated:
+    fresh: FreshKey
+    # What the Secret stores for this key: PKCS#8 PEM (encrypted with a passphrase) or HMAC secret.
+    stored: str
+
+    def __repr__(self) -> str:
+        return f"Generated(kid={self.fresh.kid!r}, <material redacted>)"
+
+
+def generate(
+    spec: Spec, *, first_serial: int, count: int, now: datetime, passphrase: bytes | None, taken: set[str]
+) -> list[Generated]:
+    """`taken` holds every kid ever used (live and revoked): a kid is never reused."""
+    out: list[Generated] = []
+    for serial in range(first_serial, first_serial + count):
+        material = crypto.generate(spec.algorithm, key_size=spec.key_size, secret_length=spec.secret_length)
+        kid = _kid(spec, material, serial, now)
+        if kid in taken:
+            raise ValueError(f"kid {kid} was already used by this keyset; check kid.template")
+        crypto.self_test(material, kid)
+        taken.add(kid)
+        symmetric = crypto.is_symmetric(spec.algorithm)
+        stored = crypto.raw_secret(material) if symmetric else crypto.private_pem(material, passphrase)
+        out.append(
+            Generated(
+                FreshKey(
+                    kid=kid,
+                    algorithm=spec.algorithm,
+                    serial=serial,
+                    public_jwk=None if symmetric else crypto.public_jwk(material, kid),
+                    fingerprint=crypto.secret_fingerprint(material),
+                ),
+                stored,
+            )
+        )
+    return out
+
+
+def _kid(spec: Spec, material: crypto.KeyMaterial, serial: int, now: datetime) -> str:
+    if spec.kid_strategy == "Template" and spec.kid_template:
+        return crypto.render_kid_template(
+            spec.kid_template, now=now, n=serial, name=spec.name, namespace=spec.namespace
+        )
+    return crypto.thumbprint(material)

@@ -1,0 +1,130 @@
+"""Prometheus metrics of the operator itself (never key material: kids and states only)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import REGISTRY, Collector
+
+from keyturn.domain.model import HistoryEntry, KeyState, Operation, Ring
+from keyturn.domain.planner import Plan
+from keyturn.domain.spec import Spec
+
+LABELS = ("namespace", "keyset")
+
+RECONCILE_SECONDS = Histogram(
+    "keyturn_reconcile_duration_seconds",
+    "Time of one reconcile pass of a JwtKeySet",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+ROTATIONS = Counter("keyturn_rotations_total", "Key activations by trigger", [*LABELS, "trigger"])
+REVOCATIONS = Counter("keyturn_revocations_total", "Keys revoked by trigger", [*LABELS, "trigger"])
+ROLLBACKS = Counter(
+    "keyturn_rollbacks_total", "Rollbacks to the previous key by trigger", [*LABELS, "trigger"]
+)
+FAILURES = Counter("keyturn_failures_total", "Failed operations by reason", [*LABELS, "reason"])
+NEXT_ROTATION = Gauge(
+    "keyturn_next_rotation_timestamp_seconds", "When the next scheduled activation is due (unix time)", LABELS
+)
+STALLED = Gauge("keyturn_keyset_stalled", "1 while the keyset is Stalled and needs a person", LABELS)
+JWKS_KEYS = Gauge("keyturn_jwks_keys", "Public keys in the published JWKS", LABELS)
+INTERVAL = Gauge("keyturn_rotation_interval_seconds", "Configured rotation interval (interval mode)", LABELS)
+
+
+class _KeyAges(Collector):
+    """Ages are computed at scrape time, so they grow between the (rare) reconcile passes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rings: dict[tuple[str, str], Ring] = {}
+
+    def update(self, namespace: str, name: str, ring: Ring) -> None:
+        with self._lock:
+            self._rings[(namespace, name)] = ring
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self._rings.pop((namespace, name), None)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        now = datetime.now(UTC)
+        age = GaugeMetricFamily(
+            "keyturn_key_age_seconds",
+            "Seconds since each key was created, by state",
+            labels=[*LABELS, "kid", "state"],
+        )
+        signing = GaugeMetricFamily(
+            "keyturn_current_key_signing_seconds", "Seconds the current key has been signing", labels=LABELS
+        )
+        count = GaugeMetricFamily(
+            "keyturn_keys", "Keys known to Keyturn, by state", labels=[*LABELS, "state"]
+        )
+        with self._lock:
+            rings = dict(self._rings)
+        for (namespace, name), ring in rings.items():
+            per_state = {str(s): 0 for s in KeyState}
+            for key in ring.keys:
+                per_state[str(key.state)] += 1
+                age.add_metric(
+                    [namespace, name, key.kid, str(key.state)], (now - key.created_at).total_seconds()
+                )
+                if key.state is KeyState.CURRENT and key.activated_at is not None:
+                    signing.add_metric([namespace, name], (now - key.activated_at).total_seconds())
+            for state, value in per_state.items():
+                count.add_metric([namespace, name, state], value)
+        yield age
+        yield signing
+        yield count
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(())
+
+
+KEY_AGES = _KeyAges()
+REGISTRY.register(KEY_AGES)
+
+
+def _new_entries(before: Ring, after: Ring) -> list[HistoryEntry]:
+    old = set(before.history)
+    return [h for h in after.history if h not in old]
+
+
+def record_plan(namespace: str, name: str, before: Ring, plan: Plan, spec: Spec) -> None:
+    ring = plan.ring
+    for entry in _new_entries(before, ring):
+        labels = (namespace, name, str(entry.trigger))
+        if entry.operation is Operation.ROTATE:
+            ROTATIONS.labels(*labels).inc()
+        elif entry.operation is Operation.REVOKE:
+            REVOCATIONS.labels(*labels).inc()
+        elif entry.operation is Operation.ROLLBACK:
+            if entry.result == "RolledBack":
+                ROLLBACKS.labels(*labels).inc()
+            else:
+                FAILURES.labels(namespace, name, "RollbackImpossible").inc()
+        elif entry.operation is Operation.ANALYSIS and entry.result == "Failed":
+            FAILURES.labels(namespace, name, "AnalysisFailed").inc()
+    if plan.next_rotation_at is not None:
+        NEXT_ROTATION.labels(namespace, name).set(plan.next_rotation_at.timestamp())
+    elif (namespace, name) in _label_sets(NEXT_ROTATION):
+        NEXT_ROTATION.remove(namespace, name)
+    JWKS_KEYS.labels(namespace, name).set(0 if spec.symmetric else sum(1 for k in ring.keys if k.verifies))
+    if spec.rotation.interval is not None:
+        INTERVAL.labels(namespace, name).set(spec.rotation.interval.total_seconds())
+    KEY_AGES.update(namespace, name, ring)
+
+
+def _label_sets(metric: Gauge) -> set[tuple[str, ...]]:
+    return {tuple(s.labels.values()) for family in metric.collect() for s in family.samples}
+
+
+def forget(namespace: str, name: str) -> None:
+    """A deleted keyset leaves no stale series behind."""
+    KEY_AGES.forget(namespace, name)
+    for gauge in (NEXT_ROTATION, STALLED, JWKS_KEYS, INTERVAL):
+        if (namespace, name) in _label_sets(gauge):
+            gauge.remove(namespace, name)

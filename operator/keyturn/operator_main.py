@@ -1,0 +1,40 @@
+"""Starts kopf with Keyturn's handlers, the metrics endpoint and the health probe."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import kopf
+from prometheus_client import start_http_server
+
+from keyturn import handlers, logs
+
+log = logging.getLogger("keyturn")
+
+
+def run(
+    *,
+    namespaces: list[str],
+    standalone: bool,
+    peering: str | None,
+    metrics_port: int,
+    health_port: int,
+    log_format: str,
+    verbose: bool,
+) -> int:
+    logs.setup(log_format, verbose)
+    if metrics_port:
+        start_http_server(metrics_port)
+    log.info("keyturn starting", extra={"reason": "Starting"})
+    assert handlers.keyset_daemon is not None
+    asyncio.run(
+        kopf.operator(
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            standalone=standalone or peering is None,
+            peering_name=peering,
+            liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz" if health_port else None,
+        )
+    )
+    return 0

@@ -1,0 +1,69 @@
+"""The Secret's data as a pure function of the ring and the stored material.
+
+Deterministic on purpose: the same ring renders the same bytes, so nothing due means no write.
+Stored PEMs are copied as they are (never re-encrypted, which would change their bytes).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from functools import lru_cache
+
+from keyturn import crypto
+from keyturn.domain.layout import material_item, placements
+from keyturn.domain.model import Key, Ring
+from keyturn.domain.spec import Spec
+
+
+class MissingMaterial(RuntimeError):
+    """The record names a key whose private material is not in the Secret."""
+
+
+def render(spec: Spec, ring: Ring, stored: Mapping[str, str]) -> dict[str, str]:
+    """Material of every key that still has some, plus the configured items."""
+    data: dict[str, str] = {}
+    for key in ring.keys:
+        if key.has_material:
+            item = material_item(key.kid, crypto.is_symmetric(key.algorithm))
+            if item not in stored:
+                raise MissingMaterial(f"the Secret has no material for key {key.kid} ({item})")
+            data[item] = stored[item]
+    for placement in placements(ring, spec.secret.items):
+        data[placement.item.key] = _format(placement.item.format, placement.keys, stored)
+    return data
+
+
+def _stored(key: Key, stored: Mapping[str, str]) -> str:
+    return stored[material_item(key.kid, crypto.is_symmetric(key.algorithm))]
+
+
+def _format(fmt: str, keys: tuple[Key, ...], stored: Mapping[str, str]) -> str:
+    if fmt == "jwks":
+        return json.dumps({"keys": [_private_jwk(k, _stored(k, stored)) for k in keys]}, sort_keys=True)
+    (key,) = keys
+    if fmt == "kid":
+        return key.kid
+    if fmt in ("pem", "raw"):
+        return _stored(key, stored)
+    if fmt == "public-pem":
+        if key.public_jwk is None:
+            raise ValueError(f"{key.kid} is an HMAC key: it has no public PEM")
+        return crypto.public_pem_from_jwk(dict(key.public_jwk), key.algorithm)
+    if fmt == "jwk":
+        return json.dumps(_private_jwk(key, _stored(key, stored)), sort_keys=True)
+    raise ValueError(f"unknown item format {fmt!r}")
+
+
+def _private_jwk(key: Key, stored: str) -> dict[str, str]:
+    return dict(_private_jwk_cached(key.kid, key.algorithm, stored))
+
+
+@lru_cache(maxsize=256)
+def _private_jwk_cached(kid: str, algorithm: str, stored: str) -> tuple[tuple[str, str], ...]:
+    """Parsing an RSA PEM costs milliseconds; cache by content (never logged, never persisted)."""
+    if crypto.is_symmetric(algorithm):
+        material = crypto.load_raw_secret(stored, algorithm)
+    else:
+        material = crypto.load_private_pem(stored, None, algorithm)
+    return tuple(sorted(crypto.private_jwk(material, kid).items()))

@@ -1,0 +1,218 @@
+"""Helpers for tests that run the real operator process against the real control plane."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client import ApiClient, ApiException
+
+from helpers import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+GROUP, VERSION, PLURAL = "keyturn.dev", "v1alpha1", "jwtkeysets"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class OperatorProcess:
+    """`python -m keyturn run` as a child process, watching only the test's namespace."""
+
+    kubeconfig: Path
+    namespace: str
+    log_path: Path
+    env_extra: dict[str, str] = field(default_factory=dict)
+    kubeconfig_override: Path | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    metrics_port: int = 0
+    logs: list[str] = field(default_factory=list)
+
+    def start(self, **env: str) -> None:
+        self.metrics_port = free_port()
+        environ = {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig_override or self.kubeconfig),
+            **self.env_extra,
+            **env,
+        }
+        handle = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "keyturn",
+                "run",
+                "--namespace",
+                self.namespace,
+                "--standalone",
+                "--metrics-port",
+                str(self.metrics_port),
+                "--health-port",
+                str(free_port()),
+                "--log-format",
+                "json",
+            ],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=environ,
+            cwd=ROOT,
+        )
+        handle.close()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def wait_exit(self, timeout: float) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout=timeout)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def metrics(self) -> str:
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+            text: str = response.read().decode()
+            return text
+
+
+@dataclass
+class Kube:
+    """Thin typed helpers over the kubernetes client for one test namespace."""
+
+    api: ApiClient
+    namespace: str
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+    @property
+    def custom(self) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(self.api)
+
+    @property
+    def apps(self) -> client.AppsV1Api:
+        return client.AppsV1Api(self.api)
+
+    def create_keyset(
+        self, name: str, spec: dict[str, Any], annotations: dict[str, str] | None = None
+    ) -> None:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "JwtKeySet",
+            "metadata": {"name": name, "annotations": annotations or {}},
+            "spec": spec,
+        }
+        self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, body)
+
+    def keyset(self, name: str) -> dict[str, Any]:
+        obj = self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+        assert isinstance(obj, dict)
+        return obj
+
+    def status(self, name: str) -> dict[str, Any]:
+        status: dict[str, Any] = self.keyset(name).get("status") or {}
+        return status
+
+    def patch_keyset(self, name: str, patch: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name, patch)
+
+    def patch_status(self, name: str, patch: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, self.namespace, PLURAL, name, patch)
+
+    def secret(self, name: str) -> dict[str, str] | None:
+        try:
+            secret = self.core.read_namespaced_secret(name, self.namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+
+    def secret_record(self, name: str) -> dict[str, Any]:
+        secret = self.core.read_namespaced_secret(name, self.namespace)
+        assert secret.metadata is not None
+        record: dict[str, Any] = json.loads((secret.metadata.annotations or {})["keyturn.dev/state"])
+        return record
+
+    def resource_version(self, kind: str, name: str) -> str:
+        """resourceVersion of a Secret or ConfigMap, to prove nobody wrote it."""
+        read = self.core.read_namespaced_secret if kind == "secret" else self.core.read_namespaced_config_map
+        meta = read(name, self.namespace).metadata
+        assert meta is not None
+        return str(meta.resource_version)
+
+    def jwks(self, name: str, key: str = "jwks.json") -> dict[str, Any] | None:
+        try:
+            cm = self.core.read_namespaced_config_map(name, self.namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        doc: dict[str, Any] = json.loads((cm.data or {})[key])
+        return doc
+
+    def condition(self, name: str, kind: str) -> dict[str, Any] | None:
+        for cond in self.status(name).get("conditions") or ():
+            if cond.get("type") == kind:
+                found: dict[str, Any] = cond
+                return found
+        return None
+
+    def wait_ready(self, name: str, timeout: float = 60) -> dict[str, Any]:
+        def ready() -> dict[str, Any] | None:
+            status = self.status(name)
+            cond = next((c for c in status.get("conditions") or () if c["type"] == "Ready"), None)
+            return status if cond and cond["status"] == "True" else None
+
+        return wait_for(ready, timeout, message=f"JwtKeySet {name} Ready")
+
+    def wait_status(
+        self, name: str, predicate: Callable[[dict[str, Any]], object], timeout: float, message: str
+    ) -> dict[str, Any]:
+        """The first status for which `predicate` holds."""
+
+        def check() -> dict[str, Any] | None:
+            status = self.status(name)
+            return status if predicate(status) else None
+
+        return wait_for(check, timeout, message=f"{name}: {message}")
+
+    def wait_condition(self, name: str, kind: str, value: str, timeout: float = 20) -> dict[str, Any]:
+        def check() -> dict[str, Any] | None:
+            cond = self.condition(name, kind)
+            return cond if cond is not None and cond.get("status") == value else None
+
+        return wait_for(check, timeout, message=f"{name}: condition {kind}={value}")
+
+    def events(self) -> list[Any]:
+        items: list[Any] = self.core.list_namespaced_event(self.namespace).items
+        return items

@@ -1,0 +1,53 @@
+"""Test helpers for the pure planner: fake fresh keys and a one-call plan that satisfies them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from keyturn.domain.model import FreshKey, Ring
+from keyturn.domain.planner import Observations, Plan, Requests, plan
+from keyturn.domain.spec import Spec, parse_spec
+
+
+def spec(**overrides: Any) -> Spec:
+    raw: dict[str, Any] = {
+        "rotation": {"interval": "1d", "publishAhead": "1h", "gracePeriod": "2d", "retention": "3d"},
+    }
+    raw.update(overrides)
+    return parse_spec("keys", "ns", raw)
+
+
+def fresh_keys(ring: Ring, count: int, algorithm: str = "RS256") -> list[FreshKey]:
+    out = []
+    for serial in range(ring.serial + 1, ring.serial + 1 + count):
+        kid = f"k{serial}"
+        jwk = (
+            None if algorithm.startswith("HS") else {"kty": "RSA", "kid": kid, "n": f"n{serial}", "e": "AQAB"}
+        )
+        out.append(
+            FreshKey(kid=kid, algorithm=algorithm, serial=serial, public_jwk=jwk, fingerprint=f"f{serial}")
+        )
+    return out
+
+
+NO_REQUESTS = Requests()
+ALL_READY = Observations()
+
+
+def step(
+    the_spec: Spec,
+    ring: Ring,
+    now: datetime,
+    requests: Requests = NO_REQUESTS,
+    observed: Observations = ALL_READY,
+) -> Plan:
+    """plan(), and again with as many fresh keys as it asked for, like the executor does."""
+    first = plan(the_spec, ring, now, requests, observed)
+    if not first.needs_fresh:
+        return first
+    second = plan(
+        the_spec, ring, now, requests, observed, fresh_keys(ring, first.needs_fresh, the_spec.algorithm)
+    )
+    assert second.needs_fresh == 0, "the planner must count every fresh key it needs in one pass"
+    return second
