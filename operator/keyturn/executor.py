@@ -165,7 +165,8 @@ class Executor:
             degraded=rollout_state.degraded,
         )
         await self._write_status(obj, the_plan.ring, the_plan, [], view, now)
-        outcome.wake_at = _earliest(the_plan.wake_at, rollout_state.wake_at, now + MAX_SLEEP)
+        soon = now if the_plan.requeue else None
+        outcome.wake_at = _earliest(soon, the_plan.wake_at, rollout_state.wake_at, now + MAX_SLEEP)
         return outcome
 
     # ------------------------------------------------------------------------------------ reads

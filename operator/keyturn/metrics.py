@@ -112,7 +112,8 @@ def record_plan(namespace: str, name: str, before: Ring, plan: Plan, spec: Spec)
         NEXT_ROTATION.labels(namespace, name).set(plan.next_rotation_at.timestamp())
     elif (namespace, name) in _label_sets(NEXT_ROTATION):
         NEXT_ROTATION.remove(namespace, name)
-    JWKS_KEYS.labels(namespace, name).set(0 if spec.symmetric else sum(1 for k in ring.keys if k.verifies))
+    if not spec.symmetric:  # an HMAC keyset publishes no JWKS: no series, so no false "JWKS empty" alert
+        JWKS_KEYS.labels(namespace, name).set(sum(1 for k in ring.keys if k.verifies))
     if spec.rotation.interval is not None:
         INTERVAL.labels(namespace, name).set(spec.rotation.interval.total_seconds())
     KEY_AGES.update(namespace, name, ring)

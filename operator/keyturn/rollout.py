@@ -1,16 +1,31 @@
-"""Rolling reloads of annotated Deployments and the analysis gate (seam; filled by the rollout work)."""
+"""Rolling reloads of annotated Deployments and the analysis gate, around the planner.
+
+`observe` runs before planning (are verifiers ready? did a signer fail? what does the metric
+say?), `advance` after the Secret and JWKS are written (restart the next target). Decisions are
+the pure functions of domain.targets and domain.analysis; this module only does their I/O.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from keyturn.adapters import health as health_probe
+from keyturn.adapters import prometheus
+from keyturn.adapters.deployments import BadTarget, Deployments, to_target
+from keyturn.domain import analysis as gate
 from keyturn.domain.model import AnalysisResult, Ring
 from keyturn.domain.policies import Reason
 from keyturn.domain.spec import Spec
-from keyturn.domain.status import AnalysisView, RolloutView
+from keyturn.domain.status import AnalysisView, Measurement, RolloutView
+from keyturn.domain.status import TargetView as StatusTarget
+from keyturn.domain.targets import SIGNING_ROLES, Decision, Health, Role, Target, decide, revisions
+
+log = logging.getLogger("keyturn")
 
 
 @dataclass(frozen=True)
@@ -32,16 +47,142 @@ class RolloutResult:
     degraded: tuple[Reason, str] | None = None
     events: list[RolloutEvent] = field(default_factory=list)
     wake_at: datetime | None = None
+    targets: list[Target] = field(default_factory=list)
+    health: dict[str, Health] = field(default_factory=dict)
+
+
+SampleKey = tuple[str, str, str, datetime]  # namespace, keyset, kid, analysis start
 
 
 class Rollouts:
     def __init__(self, api: Any) -> None:
-        self._api = api
+        self.deployments = Deployments(api)
+        self._samples: dict[SampleKey, dict[datetime, gate.Sample]] = {}
+        self._announced: dict[tuple[str, str], str] = {}  # (namespace/keyset, what) -> last announced
+        self._rolling: dict[str, str] = {}  # namespace/keyset -> revision this process started rolling
 
+    # ------------------------------------------------------------------------------ before the plan
     async def observe(self, obj: Mapping[str, Any], spec: Spec, ring: Ring, now: datetime) -> RolloutResult:
-        return RolloutResult()
+        result = RolloutResult()
+        raw = await self.deployments.targets(spec.namespace, spec.name)
+        bad: list[str] = []
+        for deployment in raw:
+            try:
+                result.targets.append(to_target(deployment, spec.name))
+            except BadTarget as exc:
+                bad.append(str(exc))
+        if bad:
+            result.degraded = (Reason.TARGET_FAILED, "; ".join(bad))
+        if ring.current is not None and result.targets:
+            decision = await self._decide(spec, ring, now, result)
+            result.verifiers_ready = decision.verifiers_ready
+            result.signers_ready = decision.signers_ready
+            if decision.failure is not None:
+                self._report_failure(spec, decision.failure_message, result)
+                if decision.failure.role in SIGNING_ROLES:
+                    result.signer_failure = decision.failure_message
+        await self._analyse(spec, ring, now, result, query=True)
+        return result
 
+    # ------------------------------------------------------------------------------ after the writes
     async def advance(
         self, obj: Mapping[str, Any], spec: Spec, ring: Ring, now: datetime, prior: RolloutResult
     ) -> RolloutResult:
-        return prior
+        result = RolloutResult(
+            targets=prior.targets, health=prior.health, degraded=prior.degraded, events=list(prior.events)
+        )
+        await self._analyse(spec, ring, now, result, query=False)
+        if ring.current is None or not prior.targets:
+            return result
+        decision = await self._decide(spec, ring, now, result)
+        views = list(decision.views)
+        key = f"{spec.namespace}/{spec.name}"
+        desired = revisions(ring)
+        for target in decision.mark:
+            await self.deployments.mark_verified(
+                spec.namespace, target.name, spec.name, desired[target.role], now
+            )
+        if decision.failure is not None:
+            message = decision.failure_message
+            result.view = RolloutView(revisions(ring)[Role.BOTH], _status_targets(views), True, message)
+            self._report_failure(spec, message, result)
+        elif decision.stamp is not None:
+            target = decision.stamp
+            await self.deployments.stamp(spec.namespace, target.name, spec.name, decision.stamp_revision, now)
+            message = (
+                f"restarting deployment {target.name} ({target.role}) for revision {decision.stamp_revision}"
+            )
+            result.events.append(RolloutEvent(Reason.ROLLOUT_PROGRESSING, message))
+            self._rolling[key] = revisions(ring)[Role.BOTH]
+        elif not decision.in_progress and self._rolling.pop(key, None) == revisions(ring)[Role.BOTH]:
+            names = ", ".join(v.name for v in views)
+            result.events.append(
+                RolloutEvent(Reason.ROLLOUT_COMPLETE, f"every target reloaded the keys: {names}")
+            )
+        if decision.failure is None:
+            self._announced.pop((key, "failure"), None)
+            result.view = RolloutView(
+                revisions(ring)[Role.BOTH], _status_targets(views), decision.in_progress, None
+            )
+        result.wake_at = _earliest(decision.wake_at, result.wake_at)
+        return result
+
+    async def _decide(self, spec: Spec, ring: Ring, now: datetime, result: RolloutResult) -> Decision:
+        desired = revisions(ring)
+        decision = decide(result.targets, desired, now, spec.rollout, result.health)
+        if decision.probe:
+            answers = await asyncio.gather(*(health_probe.probe(t.health_url or "") for t in decision.probe))
+            result.health.update({t.name: answer for t, answer in zip(decision.probe, answers, strict=True)})
+            decision = decide(result.targets, desired, now, spec.rollout, result.health)
+        return decision
+
+    def _report_failure(self, spec: Spec, message: str, result: RolloutResult) -> None:
+        """Degraded while it lasts; one Warning Event per distinct failure, not one per pass."""
+        result.degraded = (Reason.TARGET_FAILED, message)
+        if self._announce_once(f"{spec.namespace}/{spec.name}", "failure", message):
+            result.events.append(RolloutEvent(Reason.TARGET_FAILED, message, warning=True))
+
+    def _announce_once(self, key: str, what: str, value: str) -> bool:
+        if self._announced.get((key, what)) == value:
+            return False
+        self._announced[(key, what)] = value
+        return True
+
+    # ------------------------------------------------------------------------------ analysis
+    async def _analyse(
+        self, spec: Spec, ring: Ring, now: datetime, result: RolloutResult, *, query: bool
+    ) -> None:
+        current = ring.current
+        settings = spec.analysis
+        if settings is None or current is None or current.analysis_started_at is None:
+            return
+        started = current.analysis_started_at
+        cache = self._samples.setdefault((spec.namespace, spec.name, current.kid, started), {})
+        assessment = gate.assess(settings, started, now, cache)
+        if query and assessment.due and current.analysis_result is None:
+            answers = await asyncio.gather(
+                *(prometheus.query(settings.address, settings.query, at) for at in assessment.due)
+            )
+            cache.update(dict(zip(assessment.due, answers, strict=True)))
+            assessment = gate.assess(settings, started, now, cache)
+        phase = (
+            str(current.analysis_result) if current.analysis_result else str(assessment.verdict or "Running")
+        )
+        values = [p.value for p in assessment.points if p.value is not None]
+        result.analysis = AnalysisView(
+            phase=phase,
+            success_rate=values[-1] if values else None,
+            measurements=tuple(Measurement(p.at, p.value, p.result) for p in assessment.points),
+        )
+        if current.analysis_result is None:
+            result.analysis_verdict = assessment.verdict
+            result.analysis_message = f"analysis of {current.kid}: {assessment.message}"
+            result.wake_at = _earliest(result.wake_at, assessment.next_at)
+
+
+def _status_targets(views: list[Any]) -> tuple[StatusTarget, ...]:
+    return tuple(StatusTarget(v.name, str(v.role), str(v.state), v.message) for v in views)
+
+
+def _earliest(*moments: datetime | None) -> datetime | None:
+    return min((m for m in moments if m is not None), default=None)

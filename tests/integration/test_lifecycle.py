@@ -137,8 +137,12 @@ def test_emergency_revocation(kube: Kube, keyturn: OperatorProcess, revoke_all: 
     old, nxt = status["currentKid"], status["nextKid"]
     request = {"requestId": "inc-2026-042", "reason": "key_compromise", "revokeAll": revoke_all}
     kube.patch_status("sos", {"status": {"emergency": request}})
+    # acknowledged, and (in the pass right after the revocation) a fresh next key prepared
     status = kube.wait_status(
-        "sos", lambda s: s.get("emergency", {}).get("result"), 20, "emergency acknowledged"
+        "sos",
+        lambda s: s.get("emergency", {}).get("result") and s.get("nextKid") not in (None, nxt),
+        20,
+        "emergency acknowledged and a new next key",
     )
     ack = status["emergency"]
     assert ack["result"] == "Revoked" and ack["requestId"] == "inc-2026-042" and ack["handledAt"]
@@ -155,7 +159,7 @@ def test_emergency_revocation(kube: Kube, keyturn: OperatorProcess, revoke_all: 
     assert not any(old in item for item in secret)
     doc = kube.jwks("sos-jwks")
     assert old not in kids_in(doc) and kids_in(doc)[0] == new
-    assert status["nextKid"] not in (old, nxt)
+    assert status["nextKid"] not in (old, nxt, new)
     # handled once: a replay of the same requestId changes nothing
     before = kube.secret_record("sos")
     kube.patch_status("sos", {"status": {"emergency": {**request, "reason": "replayed"}}})

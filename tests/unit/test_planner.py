@@ -114,7 +114,15 @@ def test_suspend_stops_scheduled_rotation_but_not_manual() -> None:
 def test_emergency_promotes_the_prepared_key_and_is_run_once() -> None:
     the_spec, ring = initialized()
     result = step(the_spec, ring, T0 + HOUR, Requests(emergency=Emergency("inc-1", "key_compromise")))
+    # the revocation is written without waiting for a new key; the next pass prepares one
+    assert states(result.ring) == {"k1": "revoked", "k2": "current"}
+    assert (
+        result.requeue
+        and plan(the_spec, ring, T0 + HOUR, Requests(emergency=Emergency("inc-1"))).needs_fresh == 0
+    )
+    result = step(the_spec, result.ring, T0 + HOUR, Requests(emergency=Emergency("inc-1", "key_compromise")))
     assert states(result.ring) == {"k1": "revoked", "k2": "current", "k3": "next"}
+    assert not result.requeue
     ack = result.ring.handled.emergency("inc-1")
     assert ack is not None and ack.result == "Revoked" and ack.new_kid == "k2"
     assert "k1" in result.ring.revoked_kids
@@ -127,14 +135,11 @@ def test_emergency_revoke_all_generates_fresh_keys() -> None:
     the_spec, ring = initialized()
     ring = step(the_spec, ring, T0 + DAY).ring  # k1 previous, k2 current, k3 next
     result = step(the_spec, ring, T0 + DAY + HOUR, Requests(emergency=Emergency("inc-2", revoke_all=True)))
-    assert states(result.ring) == {
-        "k1": "revoked",
-        "k2": "revoked",
-        "k3": "revoked",
-        "k4": "current",
-        "k5": "next",
-    }
+    revoked = {"k1": "revoked", "k2": "revoked", "k3": "revoked"}
+    assert states(result.ring) == {**revoked, "k4": "current"}
     assert result.ring.handled.emergency("inc-2").new_kid == "k4"  # type: ignore[union-attr]
+    result = step(the_spec, result.ring, T0 + DAY + HOUR)
+    assert states(result.ring) == {**revoked, "k4": "current", "k5": "next"}
 
 
 def test_emergency_with_unknown_kid_is_rejected_without_change() -> None:
@@ -156,6 +161,7 @@ def test_declarative_revocation_of_the_current_key() -> None:
     revoked = spec(revokedKids=[{"kid": "k1", "reason": "key_compromise"}])
     assert revoked.revoked == (Revocation("k1", "key_compromise"),)
     result = step(revoked, ring, T0 + HOUR)
+    result = step(revoked, result.ring, T0 + HOUR)
     assert states(result.ring) == {"k1": "revoked", "k2": "current", "k3": "next"}
     assert result.ring.history[-3].trigger is Trigger.DECLARATIVE
     again = step(revoked, result.ring, T0 + 2 * HOUR)
@@ -307,3 +313,11 @@ def test_documents_render_identically_after_a_round_trip_through_the_secret_reco
         == jwks.render(jwks.build(reloaded))
         == jwks.render(jwks.build(fresh))
     )
+
+
+def test_emergency_naming_only_revoked_kids_is_rejected() -> None:
+    the_spec, ring = initialized()
+    ring = step(the_spec, ring, T0, Requests(emergency=Emergency("inc-8", revoke_kids=("k2",)))).ring
+    result = step(the_spec, ring, T0 + HOUR, Requests(emergency=Emergency("inc-9", revoke_kids=("k2",))))
+    ack = result.ring.handled.emergency("inc-9")
+    assert ack is not None and ack.result == "Rejected" and "already revoked" in ack.message

@@ -178,14 +178,24 @@ def test_invariants_hold_through_random_histories(
                 the_spec, revoked=tuple(Revocation(kid, "key_compromise") for kid in revoked)
             )
         result = run_step(spec_now, ring, now, requests, observed)
+        if result.requeue:  # the executor plans again at once (the next key after a revocation)
+            result = run_step(spec_now, result.ring, now, requests, observed)
+            assert not result.requeue
         if action.kind == "crash":
             continue  # computed, never written: the next pass starts from the old Secret
         check_invariants(spec_now, ring, result.ring, now)
         # 7. with nothing due, planning again at the same instant writes nothing
-        settled = plan(spec_now, result.ring, now, requests, Observations())
         if requests.emergency is None and observed == Observations():
+            settled = plan(spec_now, result.ring, now, requests, Observations())
             assert settled.needs_fresh == 0
-            assert record.dumps(settled.ring) == record.dumps(result.ring)
+            if record.dumps(settled.ring) != record.dumps(result.ring):
+                # one legitimate follow-up: an analysis starts in the pass after the signers are seen
+                # on the new key, never in the pass that activated it
+                current = settled.ring.current
+                assert current is not None and current.analysis_started_at == now
+                again = plan(spec_now, settled.ring, now, requests, Observations())
+                assert record.dumps(again.ring) == record.dumps(settled.ring)
+                result = settled
         # and nothing happens before the announced wake-up time
         if result.wake_at is not None and requests == Requests() and observed == Observations():
             quiet = plan(spec_now, result.ring, result.wake_at - timedelta(seconds=1), requests, observed)

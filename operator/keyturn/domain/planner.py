@@ -88,6 +88,9 @@ class Plan:
     # The current key's analysis wants a person: Pause or Inconclusive.
     paused: Reason | None = None
     paused_message: str = ""
+    # Plan again at once: after a revocation the next key is prepared in a second pass, so that
+    # generating it (up to a second for RSA-4096) never delays the revocation itself.
+    requeue: bool = False
 
 
 def plan(
@@ -126,6 +129,7 @@ class _Planner:
     paused: Reason | None = None
     paused_message: str = ""
     last_trigger: Trigger = Trigger.SCHEDULED
+    revoked_current: bool = False
 
     def run(self) -> Plan:
         self.keys = list(self.ring.keys)
@@ -170,6 +174,7 @@ class _Planner:
             waiting=self.waiting,
             paused=self.paused,
             paused_message=self.paused_message,
+            requeue=self.revoked_current,
         )
 
     # ----------------------------------------------------------------------------- helpers
@@ -273,6 +278,7 @@ class _Planner:
         current = self._find(KeyState.CURRENT)
         if current is not None:
             return current
+        self.revoked_current = True
         nxt = None if fresh_only else self._find(KeyState.NEXT)
         if nxt is not None:
             promoted = self._activate(nxt, Operation.REVOKE, trigger)
@@ -300,8 +306,13 @@ class _Planner:
         else:
             kids = [current.kid] if current else []
         unknown = [kid for kid in kids if kid not in {k.kid for k in self.keys} | set(self.revoked_kids)]
-        if unknown or not kids:
-            message = f"unknown kid(s): {', '.join(unknown)}" if unknown else "there is no key to revoke"
+        if unknown or not {k.kid for k in live} & set(kids):
+            if unknown:
+                message = f"unknown kid(s): {', '.join(unknown)}"
+            elif kids:
+                message = f"already revoked: {', '.join(kids)}; nothing changed"
+            else:
+                message = "there is no key to revoke"
             self._ack(request, "Rejected", None, message)
             self._notice(
                 Reason.EMERGENCY_REJECTED, f"emergency {request.request_id}: {message}", unknown, warning=True
@@ -335,6 +346,8 @@ class _Planner:
     def _ensure_next(self) -> None:
         if self._find(KeyState.CURRENT) is None or self._find(KeyState.NEXT) is not None:
             return
+        if self.revoked_current:
+            return  # the revocation is written first; the next pass prepares the next key
         key = self._take_fresh(KeyState.NEXT, self.last_trigger)
         self._notice(Reason.KEY_PUBLISHED, f"published the next key {key.kid}", [key.kid])
 

@@ -1,0 +1,242 @@
+"""Rolling reloads of target Deployments, decided from what the Deployments themselves record.
+
+Nothing about a rollout's progress is stored anywhere but on the targets: each one carries, on its
+pod template, the revision of the keys it was last restarted for. So a crash mid-rollout resumes
+exactly where it stopped, and a GitOps tool sees one annotation change per restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from keyturn.domain.model import Ring
+from keyturn.domain.spec import RolloutSpec
+
+# On the pod template: the revision of the keys the Pods were started for (changing it restarts them).
+ANNOTATION_PREFIX = "keyturn.dev/rev-"
+# On the Deployment's metadata (no restart): when Keyturn stamped it, and which revision passed the gate.
+STAMPED_PREFIX = "keyturn.dev/stamped-"
+VERIFIED_PREFIX = "keyturn.dev/ready-"
+
+
+class Role(StrEnum):
+    VERIFIER = "verifier"
+    SIGNER = "signer"
+    BOTH = "both"
+
+
+def annotation_suffix(keyset: str) -> str:
+    """Annotation names are at most 63 characters after the prefix; long keyset names are hashed."""
+    room = 63 - len("stamped-")
+    if len(keyset) <= room:
+        return keyset
+    digest = hashlib.sha256(keyset.encode()).hexdigest()[:10]
+    return f"{keyset[: room - 11]}-{digest}"
+
+
+def revision_annotation(keyset: str) -> str:
+    return f"{ANNOTATION_PREFIX}{annotation_suffix(keyset)}"
+
+
+def stamped_annotation(keyset: str) -> str:
+    return f"{STAMPED_PREFIX}{annotation_suffix(keyset)}"
+
+
+def verified_annotation(keyset: str) -> str:
+    return f"{VERIFIED_PREFIX}{annotation_suffix(keyset)}"
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
+
+
+def revisions(ring: Ring) -> dict[Role, str]:
+    """What each role must have loaded: verifiers the verification set, signers the current key."""
+    verify = ",".join(sorted(k.kid for k in ring.verifying()))
+    current = ring.current.kid if ring.current else ""
+    return {
+        Role.VERIFIER: f"v-{_digest('verify', verify)}",
+        Role.SIGNER: f"s-{_digest('sign', current)}",
+        Role.BOTH: f"b-{_digest('verify', verify, 'sign', current)}",
+    }
+
+
+@dataclass(frozen=True)
+class Target:
+    """A Deployment as the decision needs it: identity, what it runs, whether it is done."""
+
+    name: str
+    role: Role
+    order: int
+    revision: str | None  # the revision on its pod template, if Keyturn ever stamped it
+    stamped_at: datetime | None
+    complete: bool  # observedGeneration caught up, every replica updated and available
+    deadline_exceeded: bool  # the Deployment controller gave up (ProgressDeadlineExceeded)
+    completed_at: datetime | None
+    progress: str  # "2/3 updated, 1 available", for messages
+    health_url: str | None = None
+    verified: str | None = None  # the revision that last passed the gate (complete and healthy)
+    verified_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Health:
+    ok: bool
+    message: str
+
+
+class TargetState(StrEnum):
+    PENDING = "Pending"
+    ROLLING = "Rolling"
+    CHECKING = "Checking"
+    READY = "Ready"
+    FAILED = "Failed"
+
+
+@dataclass(frozen=True)
+class TargetView:
+    name: str
+    role: Role
+    state: TargetState
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    stamp: Target | None = None
+    stamp_revision: str = ""
+    views: tuple[TargetView, ...] = ()
+    failure: Target | None = None
+    failure_message: str = ""
+    verifiers_ready: bool = True
+    signers_ready: bool = True
+    in_progress: bool = False
+    wake_at: datetime | None = None
+    # Targets that are complete and need their health URL probed before the decision can move on.
+    probe: tuple[Target, ...] = field(default=())
+    # Targets that just passed the gate: record it on them, so it is never asked again.
+    mark: tuple[Target, ...] = field(default=())
+
+
+SIGNING_ROLES = (Role.SIGNER, Role.BOTH)
+VERIFYING_ROLES = (Role.VERIFIER, Role.BOTH)
+
+
+def ordered(targets: Sequence[Target]) -> list[Target]:
+    """Signers first (they must stop using a revoked or replaced key first), then verifiers."""
+    rank = {Role.SIGNER: 0, Role.BOTH: 0, Role.VERIFIER: 1}
+    return sorted(targets, key=lambda t: (rank[t.role], t.order, t.name))
+
+
+def decide(
+    targets: Sequence[Target],
+    desired: dict[Role, str],
+    now: datetime,
+    rollout: RolloutSpec,
+    health: dict[str, Health],
+) -> Decision:
+    """One step of the one-at-a-time rollout: which target to restart, wait on, or report failed."""
+    views: list[TargetView] = []
+    stamp: Target | None = None
+    failure: Target | None = None
+    failure_message = ""
+    blocked = False  # an earlier target is still rolling (or failed): later ones wait
+    wakes: list[datetime] = []
+    probe: list[Target] = []
+    mark: list[Target] = []
+    last_done: datetime | None = None
+    for target in ordered(targets):
+        want = desired[target.role]
+        if blocked:
+            state = (
+                TargetState.READY
+                if target.revision == want and target.verified == want
+                else TargetState.PENDING
+            )
+            views.append(TargetView(target.name, target.role, state))
+            continue
+        if target.revision != want:
+            ready_at = (last_done + rollout.pause_between) if last_done else now
+            if ready_at > now:
+                wakes.append(ready_at)
+                views.append(
+                    TargetView(target.name, target.role, TargetState.PENDING, "pause between targets")
+                )
+            else:
+                stamp = target
+                views.append(TargetView(target.name, target.role, TargetState.ROLLING, "restarting"))
+            blocked = True
+            continue
+        if target.verified == want:
+            views.append(TargetView(target.name, target.role, TargetState.READY))
+            last_done = _latest(last_done, target.verified_at)
+            continue
+        deadline = (target.stamped_at or now) + rollout.timeout
+        if not target.complete:
+            if target.deadline_exceeded or now >= deadline:
+                why = (
+                    "ProgressDeadlineExceeded"
+                    if target.deadline_exceeded
+                    else f"not complete after {rollout.timeout}"
+                )
+                failure, failure_message = (
+                    target,
+                    f"deployment {target.name}: rollout {why} ({target.progress})",
+                )
+                views.append(TargetView(target.name, target.role, TargetState.FAILED, failure_message))
+            else:
+                wakes.append(deadline)
+                views.append(TargetView(target.name, target.role, TargetState.ROLLING, target.progress))
+            blocked = True
+            continue
+        if target.health_url:
+            result = health.get(target.name)
+            if result is None:
+                probe.append(target)
+                views.append(TargetView(target.name, target.role, TargetState.CHECKING, target.health_url))
+                blocked = True
+                continue
+            if not result.ok:
+                if now >= deadline:
+                    failure = target
+                    failure_message = (
+                        f"deployment {target.name}: health check {target.health_url} {result.message}"
+                    )
+                    views.append(TargetView(target.name, target.role, TargetState.FAILED, failure_message))
+                else:
+                    wakes.append(min(deadline, now + HEALTH_RETRY))
+                    views.append(TargetView(target.name, target.role, TargetState.CHECKING, result.message))
+                blocked = True
+                continue
+        mark.append(target)
+        views.append(TargetView(target.name, target.role, TargetState.READY))
+        last_done = _latest(last_done, now)
+
+    def all_done(roles: tuple[Role, ...]) -> bool:
+        named = {v.name: v for v in views}
+        return all(named[t.name].state is TargetState.READY for t in targets if t.role in roles)
+
+    return Decision(
+        stamp=stamp,
+        stamp_revision=desired[stamp.role] if stamp else "",
+        views=tuple(views),
+        failure=failure,
+        failure_message=failure_message,
+        verifiers_ready=all_done(VERIFYING_ROLES),
+        signers_ready=all_done(SIGNING_ROLES),
+        in_progress=any(v.state is not TargetState.READY for v in views),
+        wake_at=min(wakes, default=None),
+        probe=tuple(probe),
+        mark=tuple(mark),
+    )
+
+
+def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return max((m for m in (a, b) if m is not None), default=None)
+
+
+HEALTH_RETRY = timedelta(seconds=3)

@@ -1,0 +1,179 @@
+"""The pure rollout and analysis decisions, with explicit clocks."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from keyturn.domain import analysis as gate
+from keyturn.domain.model import AnalysisResult, Ring
+from keyturn.domain.spec import AnalysisSpec, RolloutSpec
+from keyturn.domain.targets import (
+    Health,
+    Role,
+    Target,
+    TargetState,
+    annotation_suffix,
+    decide,
+    revision_annotation,
+    revisions,
+    stamped_annotation,
+)
+from planning import spec, step
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+S = timedelta(seconds=1)
+ROLLOUT = RolloutSpec(timeout=timedelta(minutes=10), pause_between=10 * S, on_failure="Rollback")
+
+
+def ring() -> Ring:
+    return step(spec(), Ring(), NOW).ring
+
+
+def target(name: str, role: Role, revision: str | None, **kw: object) -> Target:
+    base = Target(
+        name=name,
+        role=role,
+        order=0,
+        revision=revision,
+        stamped_at=NOW - 60 * S,
+        complete=True,
+        deadline_exceeded=False,
+        completed_at=NOW - 30 * S,
+        progress="1/1 updated, 1 available",
+    )
+    return dataclasses.replace(base, **kw)  # type: ignore[arg-type]
+
+
+def test_revisions_change_with_what_each_role_loads() -> None:
+    before = ring()
+    after = step(spec(), before, NOW + timedelta(days=1)).ring  # rotation: current and the set change
+    a, b = revisions(before), revisions(after)
+    assert a[Role.SIGNER] != b[Role.SIGNER] and a[Role.VERIFIER] != b[Role.VERIFIER]
+    assert len({a[Role.SIGNER], a[Role.VERIFIER], a[Role.BOTH]}) == 3
+
+
+def test_annotation_names_stay_within_the_63_character_limit() -> None:
+    long = "k" * 200
+    for name in (stamped_annotation(long), revision_annotation(long)):
+        assert len(name.split("/", 1)[1]) <= 63
+    assert annotation_suffix("api-keys") == "api-keys"
+    assert annotation_suffix("a" * 100) != annotation_suffix("a" * 101)
+
+
+def test_signers_restart_first_and_one_at_a_time() -> None:
+    desired = revisions(ring())
+    targets = [
+        target("v", Role.VERIFIER, "old"),
+        target("s", Role.SIGNER, "old"),
+        target("b", Role.BOTH, "old"),
+    ]
+    decision = decide(targets, desired, NOW, ROLLOUT, {})
+    assert decision.stamp is not None and decision.stamp.name == "b"  # both counts as signer; by name
+    assert [v.state for v in decision.views] == [
+        TargetState.ROLLING,
+        TargetState.PENDING,
+        TargetState.PENDING,
+    ]
+    assert not decision.signers_ready and not decision.verifiers_ready
+
+
+def test_order_annotation_sorts_within_a_role() -> None:
+    desired = revisions(ring())
+    targets = [target("a", Role.SIGNER, "old", order=20), target("z", Role.SIGNER, "old", order=10)]
+    assert decide(targets, desired, NOW, ROLLOUT, {}).stamp.name == "z"  # type: ignore[union-attr]
+
+
+def test_a_finished_target_is_marked_and_the_next_waits_for_pause_between() -> None:
+    desired = revisions(ring())
+    done = target("s", Role.SIGNER, desired[Role.SIGNER])
+    waiting = target("v", Role.VERIFIER, "old")
+    decision = decide([done, waiting], desired, NOW, ROLLOUT, {})
+    assert [t.name for t in decision.mark] == ["s"]
+    assert decision.stamp is None and decision.wake_at == NOW + 10 * S
+    marked = dataclasses.replace(done, verified=desired[Role.SIGNER], verified_at=NOW - 20 * S)
+    later = decide([marked, waiting], desired, NOW, ROLLOUT, {})
+    assert later.stamp is not None and later.stamp.name == "v" and later.mark == ()
+
+
+def test_incomplete_target_fails_after_its_timeout() -> None:
+    desired = revisions(ring())
+    slow = target("s", Role.SIGNER, desired[Role.SIGNER], complete=False, stamped_at=NOW - 5 * S)
+    waiting = decide([slow], desired, NOW, ROLLOUT, {})
+    assert waiting.failure is None and waiting.wake_at == NOW - 5 * S + ROLLOUT.timeout
+    late = decide([slow], desired, NOW + ROLLOUT.timeout, ROLLOUT, {})
+    assert late.failure is not None and "not complete" in late.failure_message
+
+
+def test_progress_deadline_exceeded_fails_at_once() -> None:
+    desired = revisions(ring())
+    stuck = target("s", Role.SIGNER, desired[Role.SIGNER], complete=False, deadline_exceeded=True)
+    assert "ProgressDeadlineExceeded" in decide([stuck], desired, NOW, ROLLOUT, {}).failure_message
+
+
+def test_health_url_is_probed_then_gates() -> None:
+    desired = revisions(ring())
+    t = target("s", Role.SIGNER, desired[Role.SIGNER], health_url="http://s/health", stamped_at=NOW - 5 * S)
+    first = decide([t], desired, NOW, ROLLOUT, {})
+    assert first.probe == (t,)
+    bad = decide([t], desired, NOW, ROLLOUT, {"s": Health(False, "answered HTTP 500")})
+    assert bad.failure is None and bad.wake_at is not None  # retried until the timeout
+    failed = decide([t], desired, NOW + ROLLOUT.timeout, ROLLOUT, {"s": Health(False, "answered HTTP 500")})
+    assert failed.failure is not None and "HTTP 500" in failed.failure_message
+    good = decide([t], desired, NOW, ROLLOUT, {"s": Health(True, "HTTP 200")})
+    assert good.mark == (t,) and good.signers_ready
+
+
+ANALYSIS = AnalysisSpec(
+    address="http://p",
+    query="q",
+    success_threshold=0.95,
+    initial_delay=60 * S,
+    interval=30 * S,
+    count=4,
+    failure_limit=1,
+    on_no_data="Inconclusive",
+    on_failure="Rollback",
+)
+
+
+def samples(*values: float | None) -> dict[datetime, gate.Sample]:
+    times = gate.schedule(ANALYSIS, NOW)
+    return {at: gate.Sample(v) for at, v in zip(times, values, strict=False)}
+
+
+def test_analysis_schedule_and_running_state() -> None:
+    assert gate.schedule(ANALYSIS, NOW) == [NOW + 60 * S, NOW + 90 * S, NOW + 120 * S, NOW + 150 * S]
+    early = gate.assess(ANALYSIS, NOW, NOW + 10 * S, {})
+    assert early.verdict is None and early.next_at == NOW + 60 * S and early.due == ()
+    due = gate.assess(ANALYSIS, NOW, NOW + 95 * S, {})
+    assert due.due == (NOW + 60 * S, NOW + 90 * S)
+
+
+@pytest.mark.parametrize(
+    ("values", "verdict"),
+    [
+        ((0.99, 0.97, 0.96, 1.0), AnalysisResult.PASSED),
+        ((0.99, 0.5, 0.99, 0.99), AnalysisResult.PASSED),  # one failure tolerated (failureLimit 1)
+        ((0.5, 0.4), AnalysisResult.FAILED),  # fails as soon as the limit is exceeded
+        ((0.99, None, 0.99, 0.99), AnalysisResult.INCONCLUSIVE),
+    ],
+)
+def test_analysis_verdicts(values: tuple[float | None, ...], verdict: AnalysisResult) -> None:
+    end = NOW + 10 * 60 * S
+    assert gate.assess(ANALYSIS, NOW, end, samples(*values)).verdict is verdict
+
+
+def test_no_data_policies() -> None:
+    end = NOW + 10 * 60 * S
+    data = samples(None, None, 0.99, 0.99)
+    assert (
+        gate.assess(dataclasses.replace(ANALYSIS, on_no_data="Pass"), NOW, end, data).verdict
+        is AnalysisResult.PASSED
+    )
+    assert (
+        gate.assess(dataclasses.replace(ANALYSIS, on_no_data="Fail"), NOW, end, data).verdict
+        is AnalysisResult.FAILED
+    )
