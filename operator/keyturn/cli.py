@@ -1,12 +1,25 @@
-"""`keyturn` and `kubectl keyturn`: run the operator, and operate keysets from a terminal."""
+"""`keyturn` and `kubectl keyturn`: run the operator, and operate keysets from a terminal.
+
+Parsing only: `run` imports kopf lazily, the other commands import the kubernetes client lazily
+(cli_commands), so `--help` and usage errors answer at once.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from keyturn import __version__
+from keyturn.cli_errors import EXIT_CODE_HELP, CliError, ExitCode
+
+ALGORITHMS = (
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+    "HS256", "HS384", "HS512",
+)  # fmt: skip
+GLOBAL_OPTIONS = ("namespace", "kubeconfig", "context", "output")
+DEFAULT_TIMEOUT = "2m"
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -23,12 +36,76 @@ def _run(args: argparse.Namespace) -> int:
     )
 
 
+def _command(name: str) -> Callable[[argparse.Namespace], int]:
+    """A subcommand whose code (and the kubernetes client) is imported only when it runs."""
+
+    def invoke(args: argparse.Namespace) -> int:
+        from keyturn import cli_commands  # noqa: PLC0415 - keeps `--help` and usage errors fast
+
+        handler: Callable[[argparse.Namespace], int] = getattr(cli_commands, name)
+        return handler(args)
+
+    return invoke
+
+
+def _duration(text: str) -> str:
+    from keyturn.domain.durations import parse_duration  # noqa: PLC0415 - pure and small, but lazy
+
+    try:
+        parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return text
+
+
+def _timeout(text: str) -> float:
+    from keyturn.cli_commands import parse_timeout  # noqa: PLC0415
+
+    return parse_timeout(text)
+
+
+def _add_global_options(target: argparse.ArgumentParser, prefix: str = "") -> None:
+    """-n/--kubeconfig/--context/-o, before the command (dest `top_*`) or after it."""
+    suppress = argparse.SUPPRESS
+    target.add_argument(
+        "-n",
+        "--namespace",
+        dest=f"{prefix}namespace",
+        metavar="NAMESPACE",
+        default=suppress,
+        help="namespace of the JwtKeySet (default: the kubeconfig context's namespace, else default)",
+    )
+    target.add_argument(
+        "--kubeconfig", dest=f"{prefix}kubeconfig", metavar="FILE", default=suppress, help="kubeconfig file"
+    )
+    target.add_argument(
+        "--context", dest=f"{prefix}context", metavar="NAME", default=suppress, help="kubeconfig context"
+    )
+    target.add_argument(
+        "-o",
+        "--output",
+        dest=f"{prefix}output",
+        choices=("table", "json", "yaml"),
+        default=suppress,
+        help="output format: table/text (default), json or yaml",
+    )
+
+
+def _program_name() -> str:
+    base = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return "kubectl keyturn" if base.startswith("kubectl-") else "keyturn"
+
+
 def parser() -> argparse.ArgumentParser:
+    formatter = argparse.RawDescriptionHelpFormatter
     top = argparse.ArgumentParser(
-        prog="keyturn",
+        prog=_program_name(),
         description="Keyturn rotates JWT signing keys declared as JwtKeySet resources.",
+        epilog=EXIT_CODE_HELP + "\n\nDocumentation: docs/cli.md",
+        formatter_class=formatter,
     )
     top.add_argument("--version", action="version", version=f"keyturn {__version__}")
+    _add_global_options(top, prefix="top_")
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the operator (uses in-cluster credentials or KUBECONFIG)")
@@ -46,16 +123,159 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--log-format", choices=("text", "json"), default="text")
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(func=_run)
+
+    def command(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(
+            name, help=help_text, description=description, epilog=EXIT_CODE_HELP, formatter_class=formatter
+        )
+        _add_global_options(cmd)
+        cmd.set_defaults(func=_command(f"cmd_{name}"))
+        return cmd
+
+    status = command(
+        "status",
+        "show keys, phase and conditions of one keyset or all of a namespace",
+        "Show each JwtKeySet's phase, conditions, current kid, next and last rotation, and a table of\n"
+        "its keys (kid, state, age, activation, lifecycle event). Needs get (NAME) or list on jwtkeysets.",
+    )
+    status.add_argument("name", nargs="?", metavar="NAME", help="the JwtKeySet (default: every one)")
+    status.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="every JwtKeySet in every namespace"
+    )
+
+    for verb, annotation, what in (
+        ("rotate", "keyturn.dev/rotate", "activate the prepared next key now (publishAhead still holds)"),
+        (
+            "rollback",
+            "keyturn.dev/rollback",
+            "make the previous key sign again; the current one becomes failed",
+        ),
+    ):
+        cmd = command(
+            verb,
+            f"{verb} a keyset: {what}",
+            f"Annotate the JwtKeySet with {annotation}: <fresh token>; Keyturn echoes the token in\n"
+            f"status.lastHandled{verb.capitalize()} once handled. Needs get and patch on jwtkeysets.",
+        )
+        cmd.add_argument("name", metavar="NAME", help="the JwtKeySet")
+        cmd.add_argument(
+            "--wait", action="store_true", help="wait until Keyturn handled it; print the new kid"
+        )
+        cmd.add_argument(
+            "--timeout",
+            type=_timeout,
+            default=DEFAULT_TIMEOUT,
+            help=f"how long --wait waits, seconds or a duration like 90s, 5m (default {DEFAULT_TIMEOUT})",
+        )
+        cmd.add_argument(
+            "--token", help="annotation value to use, e.g. a ticket id (default: cli-<time>-<random>)"
+        )
+
+    revoke = command(
+        "revoke",
+        "emergency revocation of one or more kids (default: the current key)",
+        "Write status.emergency (a fresh requestId, the kids, the reason) through the status\n"
+        "subresource and wait for Keyturn's acknowledgement; print the kid that signs now.\n"
+        "Needs get on jwtkeysets and patch on jwtkeysets/status.",
+    )
+    revoke.add_argument("name", metavar="NAME", help="the JwtKeySet")
+    revoke.add_argument("kids", nargs="*", metavar="KID", help="kid(s) to revoke (default: the current key)")
+    revoke.add_argument("--reason", required=True, help="why, recorded with the key, e.g. key_compromise")
+    revoke.add_argument(
+        "--all",
+        action="store_true",
+        help="revoke every key, the prepared one included, and sign with a fresh key (storage compromise)",
+    )
+    revoke.add_argument(
+        "--timeout",
+        type=_timeout,
+        default=DEFAULT_TIMEOUT,
+        help=f"how long to wait for the acknowledgement (default {DEFAULT_TIMEOUT})",
+    )
+    revoke.add_argument(
+        "--request-id", help="requestId to use, e.g. an incident id (default: cli-<time>-<random>)"
+    )
+
+    jwks = command(
+        "jwks",
+        "print the published JWKS (public keys) of an asymmetric keyset",
+        "Print the JWK Set from the ConfigMap spec.jwks.configMapName (default <name>-jwks),\n"
+        "key spec.jwks.key (default jwks.json). JSON by default; -o yaml, or -o table for a summary.\n"
+        "Needs get on jwtkeysets and on configmaps.",
+    )
+    jwks.add_argument("name", metavar="NAME", help="the JwtKeySet")
+
+    init = command(
+        "init",
+        "print (or --apply) a minimal JwtKeySet manifest",
+        "Print a minimal JwtKeySet manifest (YAML; -o json for JSON); --apply creates it.\n"
+        "Unset fields take the operator's defaults (90d interval, 1h publishAhead, 30d grace, 180d\n"
+        "retention). --apply needs create on jwtkeysets.",
+    )
+    init.add_argument("name", metavar="NAME", help="name of the new JwtKeySet")
+    init.add_argument("--algorithm", choices=ALGORITHMS, default="RS256", help="default RS256")
+    init.add_argument("--key-size", type=int, choices=(2048, 3072, 4096), help="RSA modulus bits (RS*/PS*)")
+    init.add_argument("--interval", type=_duration, help="rotation.interval, e.g. 90d")
+    init.add_argument("--publish-ahead", type=_duration, help="rotation.publishAhead, e.g. 1h")
+    init.add_argument("--grace-period", type=_duration, help="rotation.gracePeriod, e.g. 30d")
+    init.add_argument("--retention", type=_duration, help="rotation.retention, e.g. 180d")
+    init.add_argument("--max-token-lifetime", type=_duration, help="tokens.maxLifetime, e.g. 24h")
+    init.add_argument("--verifier-cache-ttl", type=_duration, help="tokens.verifierCacheTTL, e.g. 5m")
+    init.add_argument("--apply", action="store_true", help="create it in the cluster instead of printing it")
+    init.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="with --apply: a server-side dry run (validated by the API server, nothing created); "
+        "without --apply nothing is written anyway",
+    )
     return top
 
 
+def _merge_global_options(top: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Options may come before or after the command; after wins. `run` takes none of them."""
+    given_before = [name for name in GLOBAL_OPTIONS if hasattr(args, f"top_{name}")]
+    if args.command == "run":
+        if given_before:
+            top.error(f"run does not take --{given_before[0]} before it; use `run --namespace NS`")
+        return
+    for name in GLOBAL_OPTIONS:
+        if not hasattr(args, name):
+            setattr(args, name, getattr(args, f"top_{name}", None))
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parsed arguments, global options merged; exits 2 on a usage error, as argparse does."""
+    top = parser()
+    args = top.parse_args(argv)
+    if getattr(args, "func", None):
+        _merge_global_options(top, args)
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parse_args(argv)
     if not getattr(args, "func", None):
         parser().print_help(sys.stderr)
         return 2
-    result: int = args.func(args)
-    return result
+    if args.command == "run":
+        result: int = args.func(args)
+        return result
+    try:
+        return int(args.func(args))
+    except CliError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return int(exc.code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the exit code promises "1 unexpected error", not a traceback
+        if os.environ.get("KEYTURN_DEBUG"):
+            raise
+        print(
+            f"error: unexpected {type(exc).__name__}: {exc} (KEYTURN_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return int(ExitCode.ERROR)
 
 
 if __name__ == "__main__":
