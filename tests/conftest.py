@@ -21,6 +21,7 @@ from kubernetes import client
 from kubernetes.client import ApiClient, ApiException
 
 from helpers import wait_for
+from kubetools import Kube, OperatorProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "hack"))
@@ -149,3 +150,19 @@ def namespace(api: ApiClient) -> Iterator[str]:
         except ApiException as e:
             if e.status != 404:
                 raise
+
+
+@pytest.fixture
+def kube(api: ApiClient, namespace: str) -> Kube:
+    return Kube(api, namespace)
+
+
+@pytest.fixture
+def keyturn(cluster: localcluster.Cluster, namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
+    """A running operator for the test's namespace; stopped (and its log kept in tmp_path) after."""
+    proc = OperatorProcess(
+        kubeconfig=Path(cluster.kubeconfig), namespace=namespace, log_path=tmp_path / "operator.log"
+    )
+    proc.start()
+    yield proc
+    proc.stop()

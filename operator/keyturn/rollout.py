@@ -152,14 +152,16 @@ class Rollouts:
     async def _analyse(
         self, spec: Spec, ring: Ring, now: datetime, result: RolloutResult, *, query: bool
     ) -> None:
-        current = ring.current
         settings = spec.analysis
+        # The analysis on show is the newest one: the current key's, or the one that just failed.
+        analysed = [k for k in ring.keys if k.analysis_started_at is not None]
+        current = max(analysed, key=lambda k: k.analysis_started_at or now, default=None)
         if settings is None or current is None or current.analysis_started_at is None:
             return
         started = current.analysis_started_at
         cache = self._samples.setdefault((spec.namespace, spec.name, current.kid, started), {})
         assessment = gate.assess(settings, started, now, cache)
-        if query and assessment.due and current.analysis_result is None:
+        if query and assessment.due and current.analysis_result is None and current is ring.current:
             answers = await asyncio.gather(
                 *(prometheus.query(settings.address, settings.query, at) for at in assessment.due)
             )
@@ -174,7 +176,7 @@ class Rollouts:
             success_rate=values[-1] if values else None,
             measurements=tuple(Measurement(p.at, p.value, p.result) for p in assessment.points),
         )
-        if current.analysis_result is None:
+        if current.analysis_result is None and current is ring.current:
             result.analysis_verdict = assessment.verdict
             result.analysis_message = f"analysis of {current.kid}: {assessment.message}"
             result.wake_at = _earliest(result.wake_at, assessment.next_at)
