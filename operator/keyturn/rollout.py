@@ -22,7 +22,6 @@ from keyturn.domain.model import AnalysisResult, Ring
 from keyturn.domain.policies import Reason
 from keyturn.domain.spec import Spec
 from keyturn.domain.status import AnalysisView, Measurement, RolloutView
-from keyturn.domain.status import TargetView as StatusTarget
 from keyturn.domain.targets import SIGNING_ROLES, Decision, Health, Role, Target, decide, revisions
 
 log = logging.getLogger("keyturn")
@@ -104,7 +103,7 @@ class Rollouts:
             )
         if decision.failure is not None:
             message = decision.failure_message
-            result.view = RolloutView(revisions(ring)[Role.BOTH], _status_targets(views), True, message)
+            result.view = RolloutView(revisions(ring)[Role.BOTH], tuple(views), True, message)
             self._report_failure(spec, message, result)
         elif decision.stamp is not None:
             target = decision.stamp
@@ -122,7 +121,7 @@ class Rollouts:
         if decision.failure is None:
             self._announced.pop((key, "failure"), None)
             result.view = RolloutView(
-                revisions(ring)[Role.BOTH], _status_targets(views), decision.in_progress, None
+                revisions(ring)[Role.BOTH], tuple(views), decision.in_progress, None
             )
         result.wake_at = _earliest(decision.wake_at, result.wake_at)
         return result
@@ -180,10 +179,6 @@ class Rollouts:
             result.analysis_verdict = assessment.verdict
             result.analysis_message = f"analysis of {current.kid}: {assessment.message}"
             result.wake_at = _earliest(result.wake_at, assessment.next_at)
-
-
-def _status_targets(views: list[Any]) -> tuple[StatusTarget, ...]:
-    return tuple(StatusTarget(v.name, str(v.role), str(v.state), v.message) for v in views)
 
 
 def _earliest(*moments: datetime | None) -> datetime | None:

@@ -360,3 +360,45 @@ def test_a_rotation_costs_one_write_of_each_object_and_then_nothing(
     assert secret.result() == ["MODIFIED quiet"]
     assert [c for c in configmap.result() if c.endswith("quiet-jwks")] == ["MODIFIED quiet-jwks"]
     assert kube.status("quiet")["lastHandledRotate"] == "once"
+
+
+@pytest.mark.parametrize("policy", ["Retain", "Delete"])
+def test_deletion_policy(kube: Kube, keyturn: OperatorProcess, policy: str) -> None:
+    kube.create_keyset("gone", {"algorithm": "ES256", "rotation": SLOW, "secret": {"deletionPolicy": policy}})
+    kube.wait_ready("gone")
+    wait_for(lambda: kube.jwks("gone-jwks"), 10, message="JWKS")
+    kube.custom.delete_namespaced_custom_object(
+        "keyturn.dev", "v1alpha1", kube.namespace, "jwtkeysets", "gone"
+    )
+
+    def keyset_gone() -> bool:
+        try:
+            kube.keyset("gone")
+        except client.ApiException as exc:
+            return bool(exc.status == 404)
+        return False
+
+    wait_for(keyset_gone, 20, message="the finalizer released the JwtKeySet")
+    if policy == "Retain":  # keys outlive the JwtKeySet: verifiers keep working
+        assert kube.secret("gone") is not None and kube.jwks("gone-jwks") is not None
+    else:  # owner references: the garbage collector deletes both (it picks up a new CRD's kind on its
+        # discovery resync, every 30 s, so a keyset made right after the CRD may wait that long)
+        wait_for(lambda: kube.secret("gone") is None and kube.jwks("gone-jwks") is None, 120, message="GC")
+
+
+def test_a_deleted_jwks_configmap_is_published_again(kube: Kube, keyturn: OperatorProcess) -> None:
+    kube.create_keyset("drift", {"algorithm": "ES256", "rotation": SLOW})
+    kube.wait_ready("drift")
+    original = wait_for(lambda: kube.jwks("drift-jwks"), 10, message="JWKS")
+    kube.core.delete_namespaced_config_map("drift-jwks", kube.namespace)
+    assert wait_for(lambda: kube.jwks("drift-jwks"), 20, message="JWKS published again") == original
+
+
+def test_a_lost_secret_is_reported_and_the_keyset_starts_over(kube: Kube, keyturn: OperatorProcess) -> None:
+    kube.create_keyset("lost", {"algorithm": "ES256", "rotation": SLOW})
+    old = kube.wait_ready("lost")["currentKid"]
+    kube.core.delete_namespaced_secret("lost", kube.namespace)
+    status = kube.wait_status("lost", lambda s: s.get("currentKid") not in (None, old), 20, "new keys")
+    assert old not in [k["kid"] for k in status["keys"]]
+    events = [e for e in kube.events() if e.reason == "SecretLost"]
+    assert events and events[0].type == "Warning"

@@ -126,11 +126,14 @@ class Spec:
 def default_items(algorithm: str) -> tuple[SecretItem, ...]:
     """Env-var-friendly names, so `envFrom` works without an items list."""
     if algorithm in HMAC_ALGORITHMS:
+        # HMAC verifiers hold every accepted secret themselves, so each one comes with its kid.
         return (
             SecretItem("JWT_SECRET", "raw", "current"),
             SecretItem("JWT_KID", "kid", "current"),
             SecretItem("JWT_SECRET_PREVIOUS", "raw", "previous"),
+            SecretItem("JWT_KID_PREVIOUS", "kid", "previous"),
             SecretItem("JWT_SECRET_NEXT", "raw", "next"),
+            SecretItem("JWT_KID_NEXT", "kid", "next"),
         )
     return (
         SecretItem("JWT_PRIVATE_KEY", "pem", "current"),

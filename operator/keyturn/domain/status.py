@@ -15,6 +15,7 @@ from keyturn.domain.model import KeyState, Operation, Ring
 from keyturn.domain.planner import Plan
 from keyturn.domain.policies import Reason, Violation
 from keyturn.domain.record import ack_to_dict, history_to_dict, timestamp
+from keyturn.domain.targets import TargetView
 
 STATUS_KEY_FIELDS = (
     ("createdAt", "created_at"),
@@ -25,14 +26,6 @@ STATUS_KEY_FIELDS = (
     ("purgeAt", "purge_at"),
     ("revokedAt", "revoked_at"),
 )
-
-
-@dataclass(frozen=True)
-class TargetView:
-    name: str
-    role: str
-    state: str
-    message: str = ""
 
 
 @dataclass(frozen=True)
