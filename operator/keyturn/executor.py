@@ -137,7 +137,12 @@ class Executor:
             )
 
         lost = snapshot is None and bool((obj.get("status") or {}).get("currentKid"))
-        wrote = await self._write_secret(obj, spec, the_plan.ring, snapshot, stored)
+        try:
+            wrote = await self._write_secret(obj, spec, the_plan.ring, snapshot, stored)
+        except secret_render.MissingMaterial as exc:  # someone edited the Secret's data by hand
+            message = f"{exc}; restore the Secret from a backup, or revoke that kid (kubectl keyturn revoke)"
+            await self._stalled(obj, ring, [Violation(Reason.SECRET_CORRUPT, message)], now)
+            return Outcome(wake_at=now + STALLED_RECHECK)
         if wrote:
             failpoints.hit("after-secret-write")
         await self._write_jwks(obj, spec, the_plan.ring)

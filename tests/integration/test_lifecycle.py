@@ -402,3 +402,19 @@ def test_a_lost_secret_is_reported_and_the_keyset_starts_over(kube: Kube, keytur
     assert old not in [k["kid"] for k in status["keys"]]
     events = [e for e in kube.events() if e.reason == "SecretLost"]
     assert events and events[0].type == "Warning"
+
+
+def test_material_removed_by_hand_stalls_until_the_kid_is_revoked(
+    kube: Kube, keyturn: OperatorProcess
+) -> None:
+    kube.create_keyset("hand", {"algorithm": "ES256", "rotation": SLOW})
+    status = kube.wait_ready("hand")
+    nxt = status["nextKid"]
+    kube.core.patch_namespaced_secret("hand", kube.namespace, {"data": {f"key.{nxt}.pem": None}})
+    cond = kube.wait_condition("hand", "Stalled", "True")
+    assert cond["reason"] == "SecretCorrupt" and nxt in cond["message"]
+    kube.patch_status("hand", {"status": {"emergency": {"requestId": "fix-1", "revokeKids": [nxt]}}})
+    status = kube.wait_status(
+        "hand", lambda s: s.get("phase") == "Ready" and s.get("nextKid") not in (None, nxt), 30, "recovered"
+    )
+    assert {k["kid"]: k["state"] for k in status["keys"]}[nxt] == "revoked"
