@@ -29,6 +29,7 @@ def _run(args: argparse.Namespace) -> int:
         namespaces=args.namespace,
         standalone=args.standalone,
         peering=args.peering,
+        priority=args.priority,
         metrics_port=args.metrics_port,
         health_port=args.health_port,
         log_format=args.log_format,
@@ -118,6 +119,13 @@ def parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--standalone", action="store_true", help="no peering with other replicas")
     run.add_argument("--peering", default=None, help="kopf peering object name (for several replicas)")
+    run.add_argument(
+        "--priority",
+        type=int,
+        default=None,
+        help="peering priority: the highest live replica acts, the others stand by (default: random, so "
+        "that two replicas never tie; kopf pauses every replica of a tie)",
+    )
     run.add_argument("--metrics-port", type=int, default=8080, help="port of /metrics (0: off)")
     run.add_argument("--health-port", type=int, default=8081, help="port of /healthz (0: off)")
     run.add_argument("--log-format", choices=("text", "json"), default="text")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 
 import kopf
 from prometheus_client import start_http_server
@@ -18,6 +19,7 @@ def run(
     namespaces: list[str],
     standalone: bool,
     peering: str | None,
+    priority: int | None,
     metrics_port: int,
     health_port: int,
     log_format: str,
@@ -26,6 +28,8 @@ def run(
     logs.setup(log_format, verbose)
     if metrics_port:
         start_http_server(metrics_port)
+    if peering is not None and priority is None:
+        priority = secrets.randbelow(1_000_000_000) + 1
     log.info("keyturn starting", extra={"reason": "Starting"})
     assert handlers.keyset_daemon is not None
     asyncio.run(
@@ -34,6 +38,7 @@ def run(
             namespaces=namespaces,
             standalone=standalone or peering is None,
             peering_name=peering,
+            priority=priority,
             liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz" if health_port else None,
         )
     )
