@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv binaries system-deps lint typecheck unit test demo clean
+.PHONY: help venv binaries system-deps lint typecheck unit test demo clean kind-e2e
 
 help:
 	@echo "make demo   - local control plane + operator + examples/quickstart.yaml (Ctrl-C to stop)"
@@ -47,3 +47,33 @@ demo: venv binaries
 
 clean:
 	rm -rf $(VENV) .keyturn .mypy_cache .ruff_cache .pytest_cache
+
+# End to end on kind, for machines with Docker and kind (not the CI machine: it has no container
+# engine). Builds the image, loads it into a fresh kind cluster, installs the chart from it
+# watching only keyturn-e2e, proves the installed operator serves a JwtKeySet, then runs the
+# integration suite against the same cluster (its tests install the chart with this image too).
+KIND ?= kind
+KIND_CLUSTER ?= keyturn-e2e
+KIND_IMAGE ?= keyturn:e2e
+KIND_KUBECONFIG ?= $(CURDIR)/.keyturn/kind-$(KIND_CLUSTER).kubeconfig
+
+kind-e2e: venv binaries system-deps
+	@command -v $(KIND) >/dev/null || { echo "kind-e2e needs kind (https://kind.sigs.k8s.io)" >&2; exit 1; }
+	@command -v docker >/dev/null && docker info >/dev/null 2>&1 || { echo "kind-e2e needs a running Docker engine" >&2; exit 1; }
+	mkdir -p $(dir $(KIND_KUBECONFIG))
+	$(KIND) delete cluster --name $(KIND_CLUSTER) >/dev/null 2>&1 || true
+	$(KIND) create cluster --name $(KIND_CLUSTER) --kubeconfig $(KIND_KUBECONFIG) --wait 180s
+	docker build --build-arg REVISION=$$(git rev-parse --short HEAD 2>/dev/null || echo unknown) -t $(KIND_IMAGE) .
+	$(KIND) load docker-image $(KIND_IMAGE) --name $(KIND_CLUSTER)
+	set -euo pipefail; bin=$$(bash hack/build-binaries.sh); export PATH=$$bin:$$PATH KUBECONFIG=$(KIND_KUBECONFIG); \
+	kubectl create namespace keyturn-e2e; \
+	helm install keyturn-e2e charts/keyturn --namespace keyturn-e2e-system --create-namespace --wait --timeout 5m \
+	  --set image.repository=$(firstword $(subst :, ,$(KIND_IMAGE))) --set image.tag=$(lastword $(subst :, ,$(KIND_IMAGE))) \
+	  --set 'watchNamespaces={keyturn-e2e}'; \
+	sed 's/namespace: default/namespace: keyturn-e2e/' examples/quickstart.yaml | kubectl apply -f -; \
+	kubectl wait --namespace keyturn-e2e --for=condition=Ready jwtkeyset/quickstart --timeout=180s; \
+	kubectl get --namespace keyturn-e2e jwtkeyset,secret,configmap; \
+	kubectl delete --namespace keyturn-e2e jwtkeyset/quickstart --wait --timeout=120s
+	KEYTURN_KUBECONFIG=$(KIND_KUBECONFIG) KEYTURN_BIN_DIR=$$(bash hack/build-binaries.sh) KEYTURN_TEST_IMAGE=$(KIND_IMAGE) \
+	  $(BIN)/pytest -m integration tests/integration $(wildcard tests/e2e)
+	$(KIND) delete cluster --name $(KIND_CLUSTER)

@@ -1,0 +1,99 @@
+{{/* Names: the usual Helm conventions, so that two releases never collide on cluster-scoped objects. */}}
+{{- define "keyturn.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "keyturn.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "keyturn.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "keyturn.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: keyturn
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "keyturn.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "keyturn.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "keyturn.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "keyturn.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "keyturn.peeringName" -}}
+{{- default (include "keyturn.fullname" .) .Values.peering.name }}
+{{- end }}
+
+{{- define "keyturn.metricsServiceName" -}}
+{{- printf "%s-metrics" (include "keyturn.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "keyturn.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The operator's permissions on namespaced resources: exactly what it calls, verb by verb
+(docs/install.md explains each rule). Shared by the ClusterRole (cluster-wide mode) and by the Role
+in each watched namespace (namespaced mode), so the two modes cannot drift apart.
+*/}}
+{{- define "keyturn.namespacedRules" -}}
+# kopf watches keysets and adds/removes its finalizer; the executor reads each one afresh.
+- apiGroups: [keyturn.dev]
+  resources: [jwtkeysets]
+  verbs: [get, list, watch, patch]
+# Status is written as merge patches of the changed fields only.
+- apiGroups: [keyturn.dev]
+  resources: [jwtkeysets/status]
+  verbs: [patch]
+# Key Secrets and JWKS ConfigMaps: created, then replaced whole under resourceVersion. Never deleted
+# (deletionPolicy Delete relies on ownerReferences and the garbage collector).
+- apiGroups: [""]
+  resources: [secrets, configmaps]
+  verbs: [get, list, watch, create, update]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+# Targets annotated keyturn.dev/keyset: watched, read, and rolled through a pod-template annotation.
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch, patch]
+{{- end }}
+
+{{/*
+Cluster-scoped reads kopf itself makes (observed: without them it retries each list for about
+two minutes, logging 403s, before it starts handling keysets at all): it follows CRDs to notice the
+JwtKeySet CRD being installed or upgraded while it runs, and, when limited to namespaces, it lists
+and watches Namespace objects to learn which of them exist.
+*/}}
+{{- define "keyturn.scanningRules" -}}
+- apiGroups: [apiextensions.k8s.io]
+  resources: [customresourcedefinitions]
+  verbs: [list, watch]
+{{- if .Values.watchNamespaces }}
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [list, watch]
+{{- end }}
+{{- end }}

@@ -1,0 +1,907 @@
+"""The Helm chart and the Kustomize base, installed on the real control plane and used for real.
+
+The test that matters most is the one a reviewer cannot do by reading: the operator, running with
+nothing but the token of the chart's own ServiceAccount, carries out a whole rotation (keys,
+JWKS, status, events, finalizer, peering, rolling the target) without a single 403. Every RBAC rule
+the chart grants is there because that run needs it; a missing one shows up in the operator's log.
+Helm is the pinned one from the build cache (hack/build-binaries.sh).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client import ApiClient, ApiException
+
+import localcluster
+import render_deploy
+from helpers import wait_for
+from keyturn import cli
+from kubetools import Kube, OperatorProcess, free_port
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "keyturn"
+DEPLOY = ROOT / "deploy"
+KUBE_VERSION = localcluster.versions()["KUBERNETES_VERSION"]
+ROTATION = {"interval": "30d", "publishAhead": "0s", "gracePeriod": "7d", "retention": "14d"}
+FINALIZER = "keyturn.dev/finalizer"
+SCHEMA_ERROR = "values don't meet the specifications of the schema"
+# On a cluster with real nodes (make kind-e2e), Pods run the image built and loaded there.
+TEST_IMAGE = os.environ.get("KEYTURN_TEST_IMAGE", "")
+T = TypeVar("T")
+
+# What the operator may do, rule by rule: (apiGroup, resource, verb, resourceName or "").
+# A change here is a change of the operator's privileges: it must be deliberate.
+NAMESPACED_GRANTS = {
+    *(("keyturn.dev", "jwtkeysets", v, "") for v in ("get", "list", "watch", "patch")),
+    ("keyturn.dev", "jwtkeysets/status", "patch", ""),
+    *(
+        ("", r, v, "")
+        for r in ("secrets", "configmaps")
+        for v in ("get", "list", "watch", "create", "update")
+    ),
+    ("", "events", "create", ""),
+    *(("apps", "deployments", v, "") for v in ("get", "list", "watch", "patch")),
+}
+CRD_GRANTS = {("apiextensions.k8s.io", "customresourcedefinitions", v, "") for v in ("list", "watch")}
+NAMESPACE_GRANTS = {("", "namespaces", v, "") for v in ("list", "watch")}
+
+
+def peering_grants(resource: str, name: str) -> set[tuple[str, str, str, str]]:
+    return {
+        ("kopf.dev", resource, "list", ""),
+        ("kopf.dev", resource, "watch", ""),
+        ("kopf.dev", resource, "patch", name),
+    }
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    path = localcluster.ensure_binaries() / "helm"
+    assert path.exists(), f"{path} missing: hack/build-binaries.sh builds Helm into the cache"
+    return path
+
+
+def run(argv: list[str | Path], check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(a) for a in argv], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, argv))} exited {result.returncode}:\n{result.stderr}")
+    return result
+
+
+def values_file(tmp_path: Path, values: dict[str, Any]) -> Path:
+    path = tmp_path / f"values-{secrets.token_hex(3)}.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def template(
+    helm: Path,
+    tmp_path: Path,
+    values: dict[str, Any],
+    release: str = "keyturn",
+    namespace: str = "keyturn-system",
+) -> subprocess.CompletedProcess[str]:
+    return run(
+        [
+            helm,
+            "template",
+            release,
+            CHART,
+            "--namespace",
+            namespace,
+            "--kube-version",
+            KUBE_VERSION,
+            "-f",
+            values_file(tmp_path, values),
+        ],
+        check=False,
+    )
+
+
+def rendered(helm: Path, tmp_path: Path, values: dict[str, Any], **kw: str) -> list[dict[str, Any]]:
+    result = template(helm, tmp_path, values, **kw)
+    assert result.returncode == 0, result.stderr
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+def one(objs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [o for o in objs if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {[o['metadata'] for o in found]}"
+    return found[0]
+
+
+def grants(objs: list[dict[str, Any]], service_account: str) -> set[tuple[str, str, str, str]]:
+    """Everything the ServiceAccount may do through the rendered (Cluster)Roles bound to it."""
+    roles = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]): o for o in objs}
+    out: set[tuple[str, str, str, str]] = set()
+    for binding in (o for o in objs if o["kind"] in ("RoleBinding", "ClusterRoleBinding")):
+        if not any(
+            s["kind"] == "ServiceAccount" and s["name"] == service_account for s in binding["subjects"]
+        ):
+            continue
+        ref = binding["roleRef"]
+        ns = binding["metadata"].get("namespace") if ref["kind"] == "Role" else None
+        for rule in roles[(ref["kind"], ns, ref["name"])]["rules"]:
+            for g in rule["apiGroups"]:
+                for r in rule["resources"]:
+                    for v in rule["verbs"]:
+                        for n in rule.get("resourceNames") or [""]:
+                            out.add((g, r, v, n))
+    return out
+
+
+def container(objs: list[dict[str, Any]]) -> dict[str, Any]:
+    deployment = one(objs, "Deployment")
+    (main,) = deployment["spec"]["template"]["spec"]["containers"]
+    return dict(main)
+
+
+def poll(predicate: Callable[[], T | None], timeout: float, interval: float = 0.2) -> T | None:
+    """Like wait_for, but returns None on timeout, for a check that is asserted later."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value or None
+        time.sleep(interval)
+
+
+def forbidden_lines(log: str) -> list[str]:
+    """Lines reporting a 403. The namespace-lifecycle refusal ("is being terminated"), which a
+    cluster-wide operator can meet in another test's namespace being deleted, is no RBAC denial."""
+    return [
+        line
+        for line in log.splitlines()
+        if ("forbidden" in line.lower() or " 403" in line or "status=403" in line or '"code": 403' in line)
+        and "being terminated" not in line
+    ]
+
+
+# ------------------------------------------------------------------------------------ lint and template
+
+NAMESPACED = {
+    "watchNamespaces": ["team-a", "team-b"],
+    "prometheusRule": {"enabled": True},
+    "metrics": {"serviceMonitor": {"enabled": True}},
+}
+
+
+@pytest.mark.parametrize("values", [{}, NAMESPACED], ids=["default", "namespaced"])
+def test_lint(helm: Path, tmp_path: Path, values: dict[str, Any]) -> None:
+    result = run(
+        [
+            helm,
+            "lint",
+            "--strict",
+            "--kube-version",
+            KUBE_VERSION,
+            CHART,
+            "-f",
+            values_file(tmp_path, values),
+        ],
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 chart(s) failed" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        ({"replicas": "two"}, "at '/replicas': got string, want integer"),
+        ({"replcias": 1}, "additional properties 'replcias' not allowed"),
+        ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
+        ({"watchNamespaces": ["Team_A"]}, "/watchNamespaces/0"),
+        ({"peering": {"enabled": "yes"}}, "/peering/enabled"),
+        ({"prometheusRule": {"keyAgeRatio": 1.5}}, "/prometheusRule/keyAgeRatio"),
+        ({"metrics": {"service": {"prot": 8080}}}, "additional properties 'prot' not allowed"),
+        ({"logFormat": "xml"}, "/logFormat"),
+    ],
+    ids=lambda v: json.dumps(v) if isinstance(v, dict) else "",
+)
+def test_schema_refuses_bad_values(
+    helm: Path, tmp_path: Path, values: dict[str, Any], complaint: str
+) -> None:
+    result = template(helm, tmp_path, values)
+    assert result.returncode != 0
+    assert SCHEMA_ERROR in result.stderr
+    assert complaint in result.stderr
+
+
+def test_more_than_one_replica_is_refused_with_the_reason(helm: Path, tmp_path: Path) -> None:
+    """kopf pauses every peer sharing the top priority; two replicas of `keyturn run` would both stop."""
+    result = template(helm, tmp_path, {"replicas": 2})
+    assert result.returncode != 0
+    assert "both stop handling keysets" in result.stderr
+
+
+def test_default_values_render_a_cluster_wide_operator(helm: Path, tmp_path: Path) -> None:
+    objs = rendered(helm, tmp_path, {})
+    kinds = sorted({o["kind"] for o in objs})
+    assert kinds == [
+        "ClusterKopfPeering",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "ServiceAccount",
+    ]
+    main = container(objs)
+    assert main["args"] == [
+        "run",
+        "--metrics-port=8080",
+        "--health-port=8081",
+        "--log-format=json",
+        "--peering=keyturn",
+    ]
+    cli.parser().parse_args(main["args"])
+    assert one(objs, "ClusterKopfPeering")["metadata"]["name"] == "keyturn"
+    assert grants(objs, "keyturn") == NAMESPACED_GRANTS | CRD_GRANTS | peering_grants(
+        "clusterkopfpeerings", "keyturn"
+    )
+    deployment = one(objs, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "keyturn"
+    assert {"name": "POD_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in main["env"]
+    service = one(objs, "Service")
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 8080, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    dashboard = one(objs, "ConfigMap", "keyturn-dashboard")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(dashboard["data"]["keyturn.json"])["uid"] == "keyturn-overview"
+
+
+def test_namespaced_values_render_a_role_per_namespace(helm: Path, tmp_path: Path) -> None:
+    objs = rendered(helm, tmp_path, NAMESPACED)
+    roles = [o for o in objs if o["kind"] == "Role"]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    bindings = [o for o in objs if o["kind"] == "RoleBinding"]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+    for b in bindings:
+        assert b["subjects"] == [{"kind": "ServiceAccount", "name": "keyturn", "namespace": "keyturn-system"}]
+    peerings = [o for o in objs if o["kind"] == "KopfPeering"]
+    assert sorted((p["metadata"]["namespace"], p["metadata"]["name"]) for p in peerings) == [
+        ("team-a", "keyturn"),
+        ("team-b", "keyturn"),
+    ]
+    assert not [o for o in objs if o["kind"] == "ClusterKopfPeering"]
+    # Only kopf's cluster-wide reads are cluster-scoped; the keys' objects are granted per namespace.
+    (scanning,) = [
+        o for o in objs if o["kind"] == "ClusterRole" and o["metadata"]["name"] == "keyturn-scanning"
+    ]
+    assert {
+        (g, r, v)
+        for rule in scanning["rules"]
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+        for v in rule["verbs"]
+    } == {(g, r, v) for g, r, v, _ in CRD_GRANTS | NAMESPACE_GRANTS}
+    assert grants(objs, "keyturn") == NAMESPACED_GRANTS | CRD_GRANTS | NAMESPACE_GRANTS | peering_grants(
+        "kopfpeerings", "keyturn"
+    )
+    args = container(objs)["args"]
+    assert "--namespace=team-a" in args and "--namespace=team-b" in args
+    cli.parser().parse_args(args)
+    assert one(objs, "ServiceMonitor")["spec"]["endpoints"][0]["port"] == "metrics"
+    assert one(objs, "PrometheusRule")
+
+
+@pytest.mark.parametrize("values", [{}, NAMESPACED], ids=["default", "namespaced"])
+def test_no_role_grants_wildcards(helm: Path, tmp_path: Path, values: dict[str, Any]) -> None:
+    for obj in rendered(helm, tmp_path, values):
+        if obj["kind"] in ("Role", "ClusterRole"):
+            for rule in obj["rules"]:
+                for key in ("apiGroups", "resources", "verbs", "resourceNames", "nonResourceURLs"):
+                    assert "*" not in (rule.get(key) or []), (obj["metadata"]["name"], rule)
+
+
+def test_user_roles_aggregate_and_the_responder_can_only_raise_emergencies(
+    helm: Path, tmp_path: Path
+) -> None:
+    objs = rendered(helm, tmp_path, {})
+    view = one(objs, "ClusterRole", "keyturn-view")
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    edit = one(objs, "ClusterRole", "keyturn-edit")
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    admin = one(objs, "ClusterRole", "keyturn-admin")
+    assert admin["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
+    responder = one(objs, "ClusterRole", "keyturn-emergency-responder")
+    assert not any(
+        k.startswith("rbac.authorization.k8s.io/aggregate") for k in responder["metadata"]["labels"]
+    )
+    assert responder["rules"] == [
+        {"apiGroups": ["keyturn.dev"], "resources": ["jwtkeysets"], "verbs": ["get", "list"]},
+        {"apiGroups": ["keyturn.dev"], "resources": ["jwtkeysets/status"], "verbs": ["get", "patch"]},
+    ]
+
+
+def test_deploy_is_the_charts_default_render(helm: Path) -> None:
+    """deploy/ is generated: re-rendering must give exactly what is committed."""
+    assert (
+        CHART / "crds" / render_deploy.CRD_SOURCE.name
+    ).read_bytes() == render_deploy.CRD_SOURCE.read_bytes()
+    assert render_deploy.differences(render_deploy.render(helm), DEPLOY) == [], (
+        "run: python hack/render_deploy.py"
+    )
+
+
+def test_kustomize_builds_the_charts_objects(
+    cluster: localcluster.Cluster, helm: Path, tmp_path: Path
+) -> None:
+    built = [d for d in yaml.safe_load_all(cluster.kubectl("kustomize", str(DEPLOY)).stdout) if d]
+    chart = rendered(helm, tmp_path, {})
+    crds = [
+        d for f in sorted((CHART / "crds").glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d
+    ]
+
+    def ids(objs: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+        return {(o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in objs}
+
+    assert ids(built) == ids(chart) | ids(crds) | {("Namespace", "", "keyturn-system")}
+
+
+def test_prometheus_rules_fire_when_they_should(helm: Path, tmp_path: Path) -> None:
+    """The alerts run in Prometheus's own rule engine (promtool, from Debian's prometheus package)."""
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: run `make system-deps` (Debian package prometheus)"
+    rule = one(rendered(helm, tmp_path, {"prometheusRule": {"enabled": True}}), "PrometheusRule")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    run([promtool, "check", "rules", rules])  # expressions and annotation templates
+    bare = [
+        {**g, "rules": [{k: v for k, v in r.items() if k != "annotations"} for r in g["rules"]]}
+        for g in rule["spec"]["groups"]
+    ]
+    (tmp_path / "bare.yaml").write_text(yaml.safe_dump({"groups": bare}))
+    ks = 'namespace="auth", keyset="api"'
+    series = [
+        # 85 % of a 100 s interval: near expiry; "calm" at 50 % is not.
+        (f"keyturn_current_key_signing_seconds{{{ks}}}", "85x40"),
+        (f"keyturn_rotation_interval_seconds{{{ks}}}", "100x40"),
+        ('keyturn_current_key_signing_seconds{namespace="auth", keyset="calm"}', "50x40"),
+        ('keyturn_rotation_interval_seconds{namespace="auth", keyset="calm"}', "100x40"),
+        (f'keyturn_failures_total{{{ks}, reason="AnalysisFailed"}}', "0 0 1 1 1"),
+        (f'keyturn_rollbacks_total{{{ks}, trigger="analysis"}}', "0 0 1 1 1"),
+        (f"keyturn_jwks_keys{{{ks}}}", "0x20"),
+        (f"keyturn_keyset_stalled{{{ks}}}", "1x20"),
+        # next rotation was due at t=0, i.e. 20 minutes before the evaluation below... and 2 h before
+        (f"keyturn_next_rotation_timestamp_seconds{{{ks}}}", "0x200"),
+        ('up{job="keyturn-metrics", instance="a"}', "0x20"),
+    ]
+    expected = {
+        "KeyturnKeyNearExpiry": [{"severity": "warning", "namespace": "auth", "keyset": "api"}],
+        "KeyturnRotationFailed": [
+            {"severity": "warning", "namespace": "auth", "keyset": "api", "reason": "AnalysisFailed"}
+        ],
+        "KeyturnRolledBack": [
+            {"severity": "critical", "namespace": "auth", "keyset": "api", "trigger": "analysis"}
+        ],
+        "KeyturnJwksEmpty": [{"severity": "critical", "namespace": "auth", "keyset": "api"}],
+        "KeyturnKeysetStalled": [{"severity": "warning", "namespace": "auth", "keyset": "api"}],
+        "KeyturnOperatorDown": [{"severity": "critical"}],
+    }
+    tests = {
+        "rule_files": ["bare.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": s, "values": v} for s, v in series],
+                "alert_rule_test": [
+                    {
+                        "eval_time": "20m",
+                        "alertname": name,
+                        "exp_alerts": [{"exp_labels": labels} for labels in exp],
+                    }
+                    for name, exp in expected.items()
+                ]
+                + [{"eval_time": "20m", "alertname": "KeyturnRotationOverdue", "exp_alerts": []}]
+                + [
+                    {
+                        "eval_time": "70m",
+                        "alertname": "KeyturnRotationOverdue",
+                        "exp_alerts": [
+                            {"exp_labels": {"severity": "warning", "namespace": "auth", "keyset": "api"}}
+                        ],
+                    }
+                ],
+            },
+            {
+                # A healthy operator and keyset: nothing fires.
+                "interval": "1m",
+                "input_series": [
+                    {"series": 'up{job="keyturn-metrics", instance="a"}', "values": "1x30"},
+                    {"series": f"keyturn_jwks_keys{{{ks}}}", "values": "2x30"},
+                    {"series": f"keyturn_keyset_stalled{{{ks}}}", "values": "0x30"},
+                    {"series": f'keyturn_failures_total{{{ks}, reason="AnalysisFailed"}}', "values": "3x30"},
+                ],
+                "alert_rule_test": [{"eval_time": "20m", "alertname": n, "exp_alerts": []} for n in expected],
+            },
+        ],
+    }
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(tests))
+    result = run([promtool, "test", "rules", tmp_path / "tests.yaml"], check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ------------------------------------------------------------------------------------ on the cluster
+
+
+@dataclass
+class ChartOperator(OperatorProcess):
+    """The operator as the chart's Deployment runs it: its args, only the ports made free."""
+
+    args: list[str] = field(default_factory=list)
+    pod_id: str = "keyturn-test-0"
+
+    def start(self, **env: str) -> None:
+        self.metrics_port = free_port()
+        argv = [
+            f"--metrics-port={self.metrics_port}"
+            if a.startswith("--metrics-port=")
+            else f"--health-port={free_port()}"
+            if a.startswith("--health-port=")
+            else a
+            for a in self.args
+        ]
+        environ = {  # nothing of the test's environment: the kubeconfig is the only identity
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(self.log_path.parent),
+            "KUBECONFIG": str(self.kubeconfig_override or self.kubeconfig),
+            "POD_ID": self.pod_id,
+            "PYTHONPATH": str(ROOT / "operator"),
+            **self.env_extra,
+            **env,
+        }
+        with self.log_path.open("ab") as handle:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "keyturn", *argv],
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                env=environ,
+                cwd=ROOT,
+            )
+
+
+def token_kubeconfig(
+    api: ApiClient, cluster: localcluster.Cluster, namespace: str, sa: str, path: Path
+) -> Path:
+    """A kubeconfig holding only a TokenRequest token for the ServiceAccount: its identity, nothing else."""
+    request = client.AuthenticationV1TokenRequest(
+        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+    )
+    minted = client.CoreV1Api(api).create_namespaced_service_account_token(sa, namespace, request).status
+    assert minted is not None and minted.token
+    admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    current = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])
+    server = next(c for c in admin["clusters"] if c["name"] == current["context"]["cluster"])
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [server],
+        "users": [{"name": sa, "user": {"token": minted.token}}],
+        "contexts": [{"name": sa, "context": {"cluster": server["name"], "user": sa}}],
+        "current-context": sa,
+    }
+    path.write_text(yaml.safe_dump(doc))
+    path.chmod(0o600)
+    return path
+
+
+def allowed(api: ApiClient, user: str, grant: tuple[str, str, str, str], namespace: str | None) -> bool:
+    group, resource, verb, name = grant
+    resource, _, sub = resource.partition("/")
+    review = client.V1SubjectAccessReview(
+        spec=client.V1SubjectAccessReviewSpec(
+            user=user,
+            groups=[
+                "system:serviceaccounts",
+                f"system:serviceaccounts:{user.split(':')[2]}",
+                "system:authenticated",
+            ],
+            resource_attributes=client.V1ResourceAttributes(
+                group=group,
+                resource=resource,
+                subresource=sub or None,
+                verb=verb,
+                name=name or None,
+                namespace=namespace,
+            ),
+        )
+    )
+    result = client.AuthorizationV1Api(api).create_subject_access_review(review).status
+    return bool(result and result.allowed)
+
+
+@contextlib.contextmanager
+def extra_namespace(api: ApiClient, prefix: str) -> Iterator[str]:
+    core = client.CoreV1Api(api)
+    name = f"{prefix}-{secrets.token_hex(4)}"
+    core.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"keyturn.dev/test": "true"}))
+    )
+    try:
+        wait_for(
+            lambda: any(
+                sa.metadata is not None and sa.metadata.name == "default"
+                for sa in core.list_namespaced_service_account(name).items
+            ),
+            30,
+            message=f"ServiceAccount {name}/default",
+        )
+        yield name
+    finally:
+        with contextlib.suppress(ApiException):
+            core.delete_namespace(name, propagation_policy="Background")
+
+
+def image_values() -> dict[str, Any]:
+    if not TEST_IMAGE:
+        return {}
+    repository, _, tag = TEST_IMAGE.rpartition(":")
+    return {"image": {"repository": repository, "tag": tag}}
+
+
+@contextlib.contextmanager
+def installed(
+    helm: Path,
+    cluster: localcluster.Cluster,
+    tmp_path: Path,
+    release: str,
+    namespace: str,
+    values: dict[str, Any],
+) -> Iterator[tuple[list[dict[str, Any]], str]]:
+    """`helm install --wait`; yields the installed manifest and the NOTES, and uninstalls after."""
+    kubeconfig = ["--kubeconfig", str(cluster.kubeconfig)]
+    result = run(
+        [
+            helm,
+            "install",
+            release,
+            CHART,
+            "--namespace",
+            namespace,
+            "-f",
+            values_file(tmp_path, {**image_values(), **values}),
+            "--wait",
+            "--timeout",
+            "3m",
+            *kubeconfig,
+        ]
+    )
+    try:
+        manifest = run([helm, "get", "manifest", release, "--namespace", namespace, *kubeconfig]).stdout
+        yield [d for d in yaml.safe_load_all(manifest) if d], result.stdout
+    finally:
+        run([helm, "uninstall", release, "--namespace", namespace, "--wait", *kubeconfig], check=False)
+
+
+def scale_to_zero(api: ApiClient, namespace: str, release: str, deployment: str) -> None:
+    """Stops the installed replica (a real operator where nodes are real, e.g. kind), so that the
+    test's process is the only operator: two would share peering and priority, and both pause."""
+    client.AppsV1Api(api).patch_namespaced_deployment_scale(deployment, namespace, {"spec": {"replicas": 0}})
+    core = client.CoreV1Api(api)
+    selector = f"app.kubernetes.io/instance={release}"
+    wait_for(
+        lambda: not core.list_namespaced_pod(namespace, label_selector=selector).items,
+        90,
+        message=f"the Pods of {deployment} gone",
+    )
+
+
+def target_container() -> client.V1Container:
+    """KWOK fakes any image; real nodes (kind) run the test image, idle, as the target's app."""
+    if TEST_IMAGE:
+        idle = ["python", "-c", "import time; time.sleep(1e9)"]
+        return client.V1Container(name="app", image=TEST_IMAGE, command=idle)
+    return client.V1Container(name="app", image="registry.example/app:1")
+
+
+def target_deployment(name: str, keyset: str) -> client.V1Deployment:
+    labels = {"app": name}
+    return client.V1Deployment(
+        metadata=client.V1ObjectMeta(
+            name=name, annotations={"keyturn.dev/keyset": keyset, "keyturn.dev/role": "both"}
+        ),
+        spec=client.V1DeploymentSpec(
+            replicas=1,
+            selector=client.V1LabelSelector(match_labels=labels),
+            template=client.V1PodTemplateSpec(
+                metadata=client.V1ObjectMeta(labels=labels),
+                spec=client.V1PodSpec(containers=[target_container()]),
+            ),
+        ),
+    )
+
+
+def template_annotations(kube: Kube, name: str) -> dict[str, str]:
+    dep = kube.apps.read_namespaced_deployment(name, kube.namespace)
+    meta = dep.spec.template.metadata if dep.spec else None
+    return dict((meta.annotations if meta else None) or {})
+
+
+def available(kube: Kube, name: str) -> bool:
+    dep = kube.apps.read_namespaced_deployment(name, kube.namespace)
+    status, meta = dep.status, dep.metadata
+    return bool(
+        status
+        and meta
+        and (status.observed_generation or 0) >= (meta.generation or 0)
+        and status.updated_replicas == 1
+        and status.available_replicas == 1
+        and (status.replicas or 0) == 1
+    )
+
+
+@pytest.mark.parametrize("mode", ["namespaced", "cluster-wide"])
+def test_the_operator_rotates_with_nothing_but_the_charts_service_account(
+    mode: str, helm: Path, cluster: localcluster.Cluster, api: ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    release = f"kt-{secrets.token_hex(3)}"
+    fullname = f"{release}-keyturn"
+    core = client.CoreV1Api(api)
+    # The operator's namespace enforces the "restricted" Pod Security Standard: the chart's Pod must pass.
+    core.patch_namespace(
+        namespace, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
+    )
+    with extra_namespace(api, "keys") as watched:
+        values: dict[str, Any] = {"watchNamespaces": [watched]} if mode == "namespaced" else {}
+        with installed(helm, cluster, tmp_path, release, namespace, values) as (manifest, notes):
+            assert "kubectl keyturn status" in notes and "kind: JwtKeySet" in notes
+            args = container(manifest)["args"]
+            assert ("--namespace=" + watched in args) == (mode == "namespaced")
+            assert f"--peering={fullname}" in args
+            ready = client.AppsV1Api(api).read_namespaced_deployment(fullname, namespace).status
+            assert ready is not None and ready.available_replicas == 1  # the Pod was admitted as restricted
+            scale_to_zero(api, namespace, release, fullname)
+
+            # RBAC reaches the authorizer asynchronously: start only once every grant is in effect.
+            user = f"system:serviceaccount:{namespace}:{fullname}"
+            expected = grants(manifest, fullname)
+            cluster_scoped = {
+                g
+                for g in expected
+                if g[1] in ("customresourcedefinitions", "namespaces", "clusterkopfpeerings")
+            }
+            wait_for(
+                lambda: all(
+                    allowed(api, user, g, None if g in cluster_scoped else watched) for g in expected
+                ),
+                30,
+                message=f"every grant of {user} effective",
+            )
+            assert not allowed(api, user, ("", "secrets", "delete", ""), watched)
+            assert not allowed(api, user, ("", "pods", "list", ""), watched)
+
+            operator = ChartOperator(
+                kubeconfig=Path(cluster.kubeconfig),
+                namespace=watched,
+                log_path=tmp_path / "operator.log",
+                kubeconfig_override=token_kubeconfig(
+                    api, cluster, namespace, fullname, tmp_path / "sa.kubeconfig"
+                ),
+                args=args,
+                pod_id=f"{fullname}-test",
+            )
+            operator.start()
+            try:
+                _rotate_and_roll(api, watched, operator, fullname, mode)
+            finally:
+                operator.stop()
+            log = operator.log_text()
+            assert not forbidden_lines(log), "\n".join(forbidden_lines(log)[:20])
+
+
+def _rotate_and_roll(api: ApiClient, watched: str, operator: ChartOperator, peering: str, mode: str) -> None:
+    kube = Kube(api, watched)
+    kube.apps.create_namespaced_deployment(watched, target_deployment("app", "keys"))
+    wait_for(lambda: available(kube, "app"), 60, message="target Deployment app available")
+    kube.create_keyset("keys", {"algorithm": "ES256", "rotation": ROTATION})
+    first = kube.wait_ready("keys", timeout=90)
+    assert FINALIZER in kube.keyset("keys")["metadata"]["finalizers"]  # kopf patched it in
+    old, prepared = first["currentKid"], first["nextKid"]
+    before = template_annotations(kube, "app").get("keyturn.dev/rev-keys")
+
+    kube.patch_keyset("keys", {"metadata": {"annotations": {"keyturn.dev/rotate": "x"}}})
+    status = kube.wait_status(
+        "keys",
+        lambda s: s.get("lastHandledRotate") == "x" and s.get("currentKid") == prepared,
+        60,
+        "the manual rotation handled",
+    )
+    assert status["currentKid"] != old
+    assert (kube.secret("keys") or {})["JWT_KID"] == prepared
+    published = [k["kid"] for k in (kube.jwks("keys-jwks") or {})["keys"]]
+    assert prepared in published and old in published  # the demoted key stays for its grace period
+    assert any(h["operation"] == "rotate" and h["trigger"] == "manual" for h in status["history"])
+    assert any(e.reason and e.involved_object.name == "keys" for e in kube.events())  # Events were posted
+    kube.wait_ready("keys", timeout=60)
+
+    # The target is rolled for the new key (pod-template annotation keyturn.dev/rev-<keyset>).
+    rolled = poll(
+        lambda: (
+            (rev := template_annotations(kube, "app").get("keyturn.dev/rev-keys"))
+            and rev != before
+            and available(kube, "app")
+        ),
+        60,
+    )
+
+    # The peering object carries this replica's keep-alive (kopf could patch it).
+    peer = (
+        kube.custom.get_namespaced_custom_object("kopf.dev", "v1", watched, "kopfpeerings", peering)
+        if mode == "namespaced"
+        else kube.custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", peering)
+    )
+    assert isinstance(peer, dict)
+    assert operator.pod_id in (peer.get("status") or {})
+
+    # Deleting the keyset: the operator removes its finalizer (a patch), so the object goes.
+    kube.custom.delete_namespaced_custom_object("keyturn.dev", "v1alpha1", watched, "jwtkeysets", "keys")
+
+    def gone() -> bool:
+        try:
+            kube.keyset("keys")
+        except ApiException as exc:
+            return bool(exc.status == 404)
+        return False
+
+    wait_for(gone, 30, message="keyset deleted (finalizer removed by the operator)")
+    assert rolled, (
+        f"Deployment app was not rolled after the rotation: pod-template annotations "
+        f"{template_annotations(kube, 'app')} (keyturn.dev/rev-keys before: {before!r})"
+    )
+
+
+def test_the_emergency_responder_may_raise_an_emergency_and_nothing_else(
+    helm: Path, cluster: localcluster.Cluster, api: ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    release = f"kt-{secrets.token_hex(3)}"
+    with installed(helm, cluster, tmp_path, release, namespace, {"watchNamespaces": [namespace]}):
+        kube = Kube(api, namespace)
+        kube.create_keyset("keys", {"algorithm": "ES256", "rotation": ROTATION})
+        rbac = client.RbacAuthorizationV1Api(api)
+        rbac.create_namespaced_role_binding(
+            namespace,
+            client.V1RoleBinding(
+                metadata=client.V1ObjectMeta(name="oncall"),
+                role_ref=client.V1RoleRef(
+                    api_group="rbac.authorization.k8s.io",
+                    kind="ClusterRole",
+                    name=f"{release}-keyturn-emergency-responder",
+                ),
+                subjects=[
+                    client.RbacV1Subject(
+                        kind="User", name="oncall@example.com", api_group="rbac.authorization.k8s.io"
+                    )
+                ],
+            ),
+        )
+        for user, role in (
+            ("viewer@example.com", "view"),
+            ("editor@example.com", "edit"),
+            ("admin@example.com", "admin"),
+        ):
+            rbac.create_namespaced_role_binding(
+                namespace,
+                client.V1RoleBinding(
+                    metadata=client.V1ObjectMeta(name=role),
+                    role_ref=client.V1RoleRef(
+                        api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=role
+                    ),
+                    subjects=[
+                        client.RbacV1Subject(kind="User", name=user, api_group="rbac.authorization.k8s.io")
+                    ],
+                ),
+            )
+
+        def can(user: str, *args: str) -> bool:
+            out = cluster.kubectl("auth", "can-i", *args, "-n", namespace, f"--as={user}", check=False).stdout
+            return out.strip() == "yes"
+
+        # The built-in roles pick the keyset rules up by aggregation (kube-controller-manager).
+        wait_for(
+            lambda: can("admin@example.com", "patch", "jwtkeysets.keyturn.dev", "--subresource=status"),
+            30,
+            message="aggregation",
+        )
+        wait_for(
+            lambda: can("oncall@example.com", "get", "jwtkeysets.keyturn.dev"), 30, message="oncall binding"
+        )
+        assert can("viewer@example.com", "list", "jwtkeysets.keyturn.dev")
+        assert not can("viewer@example.com", "create", "jwtkeysets.keyturn.dev")
+        assert can("editor@example.com", "create", "jwtkeysets.keyturn.dev")
+        assert not can("editor@example.com", "patch", "jwtkeysets.keyturn.dev", "--subresource=status")
+        assert not can("oncall@example.com", "patch", "jwtkeysets.keyturn.dev")
+        assert not can("oncall@example.com", "get", "secrets")
+
+        # A real emergency request, as docs/api.md tells on-call staff to send it.
+        patch = {"status": {"emergency": {"requestId": "inc-1", "reason": "key_compromise"}}}
+        cluster.kubectl(
+            "patch", "jwtkeyset", "keys", "-n", namespace, "--subresource=status", "--type=merge",
+            "-p", json.dumps(patch), "--as=oncall@example.com",
+        )  # fmt: skip
+        assert kube.status("keys")["emergency"]["requestId"] == "inc-1"
+        refused = cluster.kubectl(
+            "patch", "jwtkeyset", "keys", "-n", namespace, "--type=merge",
+            "-p", '{"spec":{"suspend":true}}', "--as=oncall@example.com", check=False,
+        )  # fmt: skip
+        assert refused.returncode != 0 and "forbidden" in refused.stderr.lower()
+        # No operator ran here: take the finalizer-free keyset away before the release goes.
+        kube.custom.delete_namespaced_custom_object(
+            "keyturn.dev", "v1alpha1", namespace, "jwtkeysets", "keys"
+        )
+
+
+def test_the_kustomize_base_installs(cluster: localcluster.Cluster, tmp_path: Path) -> None:
+    """`kubectl apply -k deploy/crds` then `kubectl apply -k deploy/`, as docs/install.md says.
+
+    Objects that already existed (e.g. a chart-installed operator on a kind cluster) are applied
+    over but never deleted; CRDs are never deleted (the session's keysets depend on them).
+    """
+    objs = [d for d in yaml.safe_load_all(cluster.kubectl("kustomize", str(DEPLOY)).stdout) if d]
+
+    def ref(obj: dict[str, Any]) -> list[str]:
+        group = obj["apiVersion"].rpartition("/")[0]
+        ns = obj["metadata"].get("namespace")
+        kind = f"{obj['kind'].lower()}.{group}" if group else obj["kind"].lower()
+        return [kind, obj["metadata"]["name"], *(["-n", ns] if ns else [])]
+
+    def exists(obj: dict[str, Any]) -> bool:
+        result = cluster.kubectl("get", *ref(obj), "--ignore-not-found", "-o", "name", check=False)
+        return bool(result.stdout.strip())
+
+    created = [o for o in objs if not exists(o) and o["kind"] != "CustomResourceDefinition"]
+    base = DEPLOY
+    if TEST_IMAGE:  # real nodes pull images: use the one `make kind-e2e` loaded
+        base = tmp_path / "overlay"
+        base.mkdir()
+        repository, _, tag = TEST_IMAGE.rpartition(":")
+        (base / "kustomization.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "resources": [os.path.relpath(DEPLOY, base)],
+                    "images": [{"name": "ghcr.io/keyturn/keyturn", "newName": repository, "newTag": tag}],
+                }
+            )
+        )
+    try:
+        cluster.kubectl("apply", "-k", str(DEPLOY / "crds"))
+        cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", *(
+            f"crd/{o['metadata']['name']}" for o in objs if o["kind"] == "CustomResourceDefinition"
+        ))  # fmt: skip
+        cluster.kubectl("apply", "-k", str(base))
+        out = cluster.kubectl(
+            "rollout", "status", "deployment/keyturn", "-n", "keyturn-system", "--timeout=120s"
+        ).stdout
+        assert "successfully rolled out" in out
+        assert exists(next(o for o in objs if o["kind"] == "ClusterKopfPeering"))
+    finally:
+        for obj in reversed(created):
+            cluster.kubectl("delete", *ref(obj), "--ignore-not-found", "--wait=false", check=False)
