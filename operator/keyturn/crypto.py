@@ -53,6 +53,7 @@ __all__ = [
     "private_jwk",
     "private_pem",
     "public_jwk",
+    "public_key_from_jwk",
     "public_pem",
     "raw_secret",
     "render_kid_template",
@@ -466,7 +467,7 @@ def sign(material: KeyMaterial, claims: Mapping[str, Any], kid: str) -> str:
     )
 
 
-def _key_from_jwk(jwk: Mapping[str, Any], algorithm: str) -> _VerificationKey:
+def public_key_from_jwk(jwk: Mapping[str, Any], algorithm: str) -> _VerificationKey:
     """Verification key from a JWK, refusing one meant for another algorithm or use.
 
     Only the public members (for oct: k) are read, and errors never echo the JWK: PyJWT's own
@@ -504,7 +505,7 @@ def public_pem_from_jwk(jwk: Mapping[str, Any], algorithm: str) -> str:
     """SubjectPublicKeyInfo PEM from a published JWK, so public items never need the private key."""
     if is_symmetric(algorithm):
         raise ValueError(f"{algorithm} keys are symmetric: there is no public PEM")
-    key = _key_from_jwk(jwk, algorithm)
+    key = public_key_from_jwk(jwk, algorithm)
     assert not isinstance(key, bytes)
     return key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -533,7 +534,7 @@ def verify(
             raise ValueError(f"key is for {key.algorithm}, not {algorithm}")
         vkey = key.key.encode("utf-8") if isinstance(key.key, str) else key.key.public_key()
     else:
-        vkey = _key_from_jwk(key, algorithm)
+        vkey = public_key_from_jwk(key, algorithm)
     try:
         if kid is not None and jwt.get_unverified_header(token).get("kid") != kid:
             raise TokenVerificationError(f"token kid does not match {kid!r}")

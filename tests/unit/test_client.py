@@ -50,6 +50,8 @@ from keyturn.crypto import KeyMaterial
 
 DEADLINE = 10.0
 
+Keys = list[tuple[KeyMaterial, str]]
+
 # ---------------------------------------------------------------------- helpers
 
 
@@ -146,20 +148,45 @@ def closing() -> Iterator[Callable[[Any], Any]]:
         obj.close()
 
 
+class JwksMount:
+    """A test's `<keyset>-jwks` ConfigMap volume: rewritten like the kubelet does, read by
+    JwksVerifier.from_file the way a pod reads it."""
+
+    def __init__(self, directory: Path, metrics: ClientMetrics, closing: Callable[[Any], Any]) -> None:
+        self.directory = directory
+        self.metrics = metrics
+        self.closing = closing
+
+    def publish(self, *keys: tuple[KeyMaterial, str]) -> None:
+        self.write(jwks_text(*keys))
+
+    def write(self, text: str) -> None:
+        kubelet_write(self.directory, {"jwks.json": text})
+
+    def verifier(self, check_interval: float) -> JwksVerifier:
+        file = self.directory / "jwks.json"
+        verifier: JwksVerifier = self.closing(
+            JwksVerifier.from_file(file, check_interval=check_interval, metrics=self.metrics)
+        )
+        return verifier
+
+
+@pytest.fixture
+def jwks_mount(tmp_path: Path, metrics: ClientMetrics, closing: Callable[[Any], Any]) -> JwksMount:
+    return JwksMount(tmp_path / "jwks", metrics, closing)
+
+
 # ---------------------------------------------------------------------- JWKS from a file
 
 
-def test_kubelet_swap_adds_a_key_without_restart(
-    tmp_path: Path, rsa_keys: list[tuple[KeyMaterial, str]], metrics: ClientMetrics, closing: Any
-) -> None:
+def test_kubelet_swap_adds_a_key_without_restart(rsa_keys: Keys, jwks_mount: JwksMount) -> None:
     (a, kid_a), (b, kid_b), _ = rsa_keys
-    mount = tmp_path / "jwks"
-    kubelet_write(mount, {"jwks.json": jwks_text((a, kid_a))})
-    verifier = closing(JwksVerifier.from_file(mount / "jwks.json", check_interval=3600, metrics=metrics))
+    jwks_mount.publish((a, kid_a))
+    verifier = jwks_mount.verifier(check_interval=3600)
     token_b = crypto.sign(b, claims(), kid_b)
     assert outcome(verifier, token_b) is Reason.UNKNOWN_KID
 
-    kubelet_write(mount, {"jwks.json": jwks_text((b, kid_b), (a, kid_a))})
+    jwks_mount.publish((b, kid_b), (a, kid_a))
     # No wait and a one-hour check interval: an unknown kid makes the verifier look at once.
     assert verifier.verify(token_b)["sub"] == "alice"
     assert verifier.kids == (kid_b, kid_a)
@@ -167,21 +194,16 @@ def test_kubelet_swap_adds_a_key_without_restart(
 
 
 def test_revoked_kid_is_refused_once_the_jwks_drops_it(
-    tmp_path: Path,
-    rsa_keys: list[tuple[KeyMaterial, str]],
-    metrics: ClientMetrics,
-    registry: CollectorRegistry,
-    closing: Any,
+    rsa_keys: Keys, jwks_mount: JwksMount, registry: CollectorRegistry
 ) -> None:
     (a, kid_a), (b, kid_b), _ = rsa_keys
-    mount = tmp_path / "jwks"
-    kubelet_write(mount, {"jwks.json": jwks_text((a, kid_a), (b, kid_b))})
-    verifier = closing(JwksVerifier.from_file(mount / "jwks.json", check_interval=0.05, metrics=metrics))
+    jwks_mount.publish((a, kid_a), (b, kid_b))
+    verifier = jwks_mount.verifier(check_interval=0.05)
     token_b = crypto.sign(b, claims(), kid_b)
     assert verifier.verify(token_b)["sub"] == "alice"
     assert sample(registry, "jwt_keys_loaded", kid=kid_b) == 1
 
-    kubelet_write(mount, {"jwks.json": jwks_text((a, kid_a))})
+    jwks_mount.publish((a, kid_a))
     wait_for(
         lambda: outcome(verifier, token_b) is Reason.UNKNOWN_KID,
         DEADLINE,
@@ -194,14 +216,11 @@ def test_revoked_kid_is_refused_once_the_jwks_drops_it(
     assert verifier.verify(crypto.sign(a, claims(), kid_a))["sub"] == "alice"
 
 
-def test_check_interval_bounds_how_often_the_file_is_looked_at(
-    tmp_path: Path, rsa_keys: list[tuple[KeyMaterial, str]], metrics: ClientMetrics, closing: Any
-) -> None:
+def test_check_interval_bounds_how_often_the_file_is_looked_at(rsa_keys: Keys, jwks_mount: JwksMount) -> None:
     (a, kid_a), (b, kid_b), _ = rsa_keys
-    mount = tmp_path / "jwks"
-    kubelet_write(mount, {"jwks.json": jwks_text((a, kid_a), (b, kid_b))})
-    verifier = closing(JwksVerifier.from_file(mount / "jwks.json", check_interval=3600, metrics=metrics))
-    kubelet_write(mount, {"jwks.json": jwks_text((a, kid_a))})
+    jwks_mount.publish((a, kid_a), (b, kid_b))
+    verifier = jwks_mount.verifier(check_interval=3600)
+    jwks_mount.publish((a, kid_a))
     token_b = crypto.sign(b, claims(), kid_b)
     # Within the interval a known kid is served from memory; refresh() looks now.
     assert verifier.verify(token_b)["sub"] == "alice"
@@ -210,18 +229,13 @@ def test_check_interval_bounds_how_often_the_file_is_looked_at(
 
 
 def test_watcher_reloads_an_idle_verifier_and_its_gauge(
-    tmp_path: Path,
-    rsa_keys: list[tuple[KeyMaterial, str]],
-    metrics: ClientMetrics,
-    registry: CollectorRegistry,
-    closing: Any,
+    rsa_keys: Keys, jwks_mount: JwksMount, registry: CollectorRegistry
 ) -> None:
     (a, kid_a), (b, kid_b), _ = rsa_keys
-    mount = tmp_path / "jwks"
-    kubelet_write(mount, {"jwks.json": jwks_text((a, kid_a))})
-    verifier = closing(JwksVerifier.from_file(mount / "jwks.json", check_interval=3600, metrics=metrics))
+    jwks_mount.publish((a, kid_a))
+    verifier = jwks_mount.verifier(check_interval=3600)
     verifier.start_watching(0.05)
-    kubelet_write(mount, {"jwks.json": jwks_text((b, kid_b), (a, kid_a))})
+    jwks_mount.publish((b, kid_b), (a, kid_a))
     wait_for(lambda: sample(registry, "jwt_keys_loaded", kid=kid_b) == 1, DEADLINE, 0.02, "gauge of kid b")
     # The new kid's success series exists (at 0) before its first validation, for rate().
     assert (
@@ -235,31 +249,25 @@ def test_watcher_reloads_an_idle_verifier_and_its_gauge(
 
 
 def test_broken_jwks_keeps_the_previous_keys(
-    tmp_path: Path,
-    rsa_keys: list[tuple[KeyMaterial, str]],
-    metrics: ClientMetrics,
-    registry: CollectorRegistry,
-    closing: Any,
-    caplog: pytest.LogCaptureFixture,
+    rsa_keys: Keys, jwks_mount: JwksMount, registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
 ) -> None:
     (a, kid_a), (b, kid_b), _ = rsa_keys
-    mount = tmp_path / "jwks"
-    kubelet_write(mount, {"jwks.json": jwks_text((a, kid_a))})
-    verifier = closing(JwksVerifier.from_file(mount / "jwks.json", check_interval=0, metrics=metrics))
+    jwks_mount.publish((a, kid_a))
+    verifier = jwks_mount.verifier(check_interval=0)
     token_a = crypto.sign(a, claims(), kid_a)
     for broken in ('{"keys": [', '{"no": "keys"}', "[]"):
-        kubelet_write(mount, {"jwks.json": broken})
+        jwks_mount.write(broken)
         assert verifier.verify(token_a)["sub"] == "alice"
     assert sample(registry, "jwt_key_reloads_total", source="jwks_file", result="failure") >= 3
     assert "keeping the keys loaded before" in caplog.text
     with pytest.raises(KeySourceError):
         verifier.refresh()
-    kubelet_write(mount, {"jwks.json": jwks_text((b, kid_b))})
+    jwks_mount.publish((b, kid_b))
     wait_for(lambda: verifier.kids == (kid_b,), DEADLINE, 0.02, "recovery")
 
 
 def test_plain_file_replaced_in_place_is_reloaded(
-    tmp_path: Path, rsa_keys: list[tuple[KeyMaterial, str]], metrics: ClientMetrics, closing: Any
+    tmp_path: Path, rsa_keys: Keys, metrics: ClientMetrics, closing: Any
 ) -> None:
     """Outside a cluster (docker -v, local runs) files are plain: their inode/size/mtime tell."""
     (a, kid_a), (b, kid_b), _ = rsa_keys
@@ -277,13 +285,10 @@ def test_missing_file_fails_fast(tmp_path: Path, metrics: ClientMetrics) -> None
         JwksVerifier.from_file(tmp_path / "nope.json", metrics=metrics)
 
 
-def test_concurrent_verification_during_swaps_never_fails(
-    tmp_path: Path, rsa_keys: list[tuple[KeyMaterial, str]], metrics: ClientMetrics, closing: Any
-) -> None:
+def test_concurrent_verification_during_swaps_never_fails(rsa_keys: Keys, jwks_mount: JwksMount) -> None:
     (a, kid_a), (b, kid_b), (c, kid_c) = rsa_keys
-    mount = tmp_path / "jwks"
-    kubelet_write(mount, {"jwks.json": jwks_text((a, kid_a))})
-    verifier = closing(JwksVerifier.from_file(mount / "jwks.json", check_interval=0, metrics=metrics))
+    jwks_mount.publish((a, kid_a))
+    verifier = jwks_mount.verifier(check_interval=0)
     token_a = crypto.sign(a, claims(), kid_a)
     stop = threading.Event()
     failures: list[BaseException] = []
@@ -304,7 +309,7 @@ def test_concurrent_verification_during_swaps_never_fails(
     try:
         for i in range(40):
             extra = (b, kid_b) if i % 2 else (c, kid_c)
-            kubelet_write(mount, {"jwks.json": jwks_text((a, kid_a), extra)})
+            jwks_mount.publish((a, kid_a), extra)
     finally:
         stop.set()
         for thread in threads:
@@ -318,7 +323,7 @@ def test_concurrent_verification_during_swaps_never_fails(
 
 
 def test_algorithm_confusion_with_the_public_key_as_hmac_secret_is_refused(
-    rsa_keys: list[tuple[KeyMaterial, str]], metrics: ClientMetrics, registry: CollectorRegistry
+    rsa_keys: Keys, metrics: ClientMetrics, registry: CollectorRegistry
 ) -> None:
     (a, kid_a), _, _ = rsa_keys
     verifier = JwksVerifier.from_jwks(jwks_text((a, kid_a)), metrics=metrics)
@@ -335,9 +340,7 @@ def test_algorithm_confusion_with_the_public_key_as_hmac_secret_is_refused(
     assert validations(registry, "wrong_alg", kid_a) == 1
 
 
-def test_header_alg_other_than_the_keys_alg_is_refused(
-    rsa_keys: list[tuple[KeyMaterial, str]], metrics: ClientMetrics
-) -> None:
+def test_header_alg_other_than_the_keys_alg_is_refused(rsa_keys: Keys, metrics: ClientMetrics) -> None:
     """A PS256 signature by the same RSA key is valid crypto but not what the JWK allows."""
     (a, kid_a), _, _ = rsa_keys
     verifier = JwksVerifier.from_jwks(jwks_text((a, kid_a)), metrics=metrics)
@@ -348,7 +351,7 @@ def test_header_alg_other_than_the_keys_alg_is_refused(
 
 @pytest.mark.parametrize("alg", ["none", "None", "NONE"])
 def test_alg_none_is_refused(
-    alg: str, rsa_keys: list[tuple[KeyMaterial, str]], metrics: ClientMetrics, registry: CollectorRegistry
+    alg: str, rsa_keys: Keys, metrics: ClientMetrics, registry: CollectorRegistry
 ) -> None:
     (a, kid_a), _, _ = rsa_keys
     verifier = JwksVerifier.from_jwks(jwks_text((a, kid_a)), metrics=metrics)
@@ -361,7 +364,7 @@ def test_alg_none_is_refused(
 
 
 def test_unknown_and_missing_kids_are_refused_and_counted(
-    rsa_keys: list[tuple[KeyMaterial, str]], metrics: ClientMetrics, registry: CollectorRegistry
+    rsa_keys: Keys, metrics: ClientMetrics, registry: CollectorRegistry
 ) -> None:
     (a, kid_a), (b, kid_b), _ = rsa_keys
     verifier = JwksVerifier.from_jwks(jwks_text((a, kid_a)), metrics=metrics)
@@ -375,7 +378,7 @@ def test_unknown_and_missing_kids_are_refused_and_counted(
 
 
 def test_claim_failures_have_their_own_reasons(
-    rsa_keys: list[tuple[KeyMaterial, str]], metrics: ClientMetrics, registry: CollectorRegistry
+    rsa_keys: Keys, metrics: ClientMetrics, registry: CollectorRegistry
 ) -> None:
     (a, kid_a), (b, _), _ = rsa_keys
     verifier = JwksVerifier.from_jwks(
@@ -411,7 +414,7 @@ def test_claim_failures_have_their_own_reasons(
 
 
 def test_health_style_checks_can_skip_the_metric(
-    rsa_keys: list[tuple[KeyMaterial, str]], metrics: ClientMetrics, registry: CollectorRegistry
+    rsa_keys: Keys, metrics: ClientMetrics, registry: CollectorRegistry
 ) -> None:
     (a, kid_a), _, _ = rsa_keys
     verifier = JwksVerifier.from_jwks(jwks_text((a, kid_a)), metrics=metrics)
@@ -456,7 +459,7 @@ def test_unsafe_jwks_entries_are_never_used(metrics: ClientMetrics) -> None:
     assert outcome(JwksVerifier.from_jwks({"keys": []}, metrics=metrics), hs) is Reason.NO_KEYS
 
 
-def test_algorithm_allow_list(rsa_keys: list[tuple[KeyMaterial, str]], metrics: ClientMetrics) -> None:
+def test_algorithm_allow_list(rsa_keys: Keys, metrics: ClientMetrics) -> None:
     (a, kid_a), _, _ = rsa_keys
     es = crypto.generate("ES256")
     verifier = JwksVerifier.from_jwks(
@@ -482,9 +485,7 @@ def test_tokens_from_another_jose_library_verify(alg: str, metrics: ClientMetric
 # ---------------------------------------------------------------------- metrics
 
 
-def test_metric_names_labels_and_bounded_kid_cardinality(
-    rsa_keys: list[tuple[KeyMaterial, str]], registry: CollectorRegistry
-) -> None:
+def test_metric_names_labels_and_bounded_kid_cardinality(rsa_keys: Keys, registry: CollectorRegistry) -> None:
     metrics = ClientMetrics(registry, max_foreign_kids=3)
     (a, kid_a), (b, _), _ = rsa_keys
     verifier = JwksVerifier.from_jwks(jwks_text((a, kid_a)), metrics=metrics)
@@ -521,7 +522,7 @@ def test_metric_names_labels_and_bounded_kid_cardinality(
 
 
 def test_gauge_is_shared_between_verifiers_holding_the_same_kid(
-    rsa_keys: list[tuple[KeyMaterial, str]], metrics: ClientMetrics, registry: CollectorRegistry
+    rsa_keys: Keys, metrics: ClientMetrics, registry: CollectorRegistry
 ) -> None:
     (a, kid_a), (b, kid_b), _ = rsa_keys
     one = JwksVerifier.from_jwks(jwks_text((a, kid_a), (b, kid_b)), metrics=metrics)
@@ -535,7 +536,7 @@ def test_gauge_is_shared_between_verifiers_holding_the_same_kid(
 
 def test_no_key_material_in_reprs_errors_logs_or_metrics(
     tmp_path: Path,
-    rsa_keys: list[tuple[KeyMaterial, str]],
+    rsa_keys: Keys,
     metrics: ClientMetrics,
     registry: CollectorRegistry,
     caplog: pytest.LogCaptureFixture,
@@ -674,7 +675,7 @@ def test_hmac_template_kids_are_matched_by_trying_the_accept_list(
 
 
 def test_hmac_checks_the_algorithm_before_any_secret(
-    hs_secrets: dict[str, str], rsa_keys: list[tuple[KeyMaterial, str]], metrics: ClientMetrics
+    hs_secrets: dict[str, str], rsa_keys: Keys, metrics: ClientMetrics
 ) -> None:
     new = hs_secrets["new"]
     verifier = HmacVerifier.from_secrets(new, kid="k", metrics=metrics)
@@ -734,11 +735,7 @@ def independent_check(token: str, jwk: Mapping[str, str]) -> dict[str, Any]:
 
 
 def test_signer_follows_a_secret_swap_to_the_new_kid(
-    tmp_path: Path,
-    rsa_keys: list[tuple[KeyMaterial, str]],
-    metrics: ClientMetrics,
-    registry: CollectorRegistry,
-    closing: Any,
+    tmp_path: Path, rsa_keys: Keys, metrics: ClientMetrics, registry: CollectorRegistry, closing: Any
 ) -> None:
     (a, kid_a), (b, kid_b), _ = rsa_keys
     mount = tmp_path / "secret"
@@ -761,7 +758,7 @@ def test_signer_follows_a_secret_swap_to_the_new_kid(
 
 
 def test_signer_never_pairs_a_key_with_another_keys_kid(
-    tmp_path: Path, rsa_keys: list[tuple[KeyMaterial, str]], metrics: ClientMetrics, closing: Any
+    tmp_path: Path, rsa_keys: Keys, metrics: ClientMetrics, closing: Any
 ) -> None:
     (a, kid_a), (b, kid_b), _ = rsa_keys
     versions = [
@@ -861,7 +858,7 @@ def test_signer_hmac_and_thumbprint_kid(
 
 
 def test_signer_refuses_a_key_that_does_not_fit_the_algorithm(
-    tmp_path: Path, rsa_keys: list[tuple[KeyMaterial, str]], metrics: ClientMetrics
+    tmp_path: Path, rsa_keys: Keys, metrics: ClientMetrics
 ) -> None:
     (a, kid_a), _, _ = rsa_keys
     mount = tmp_path / "secret"
@@ -929,7 +926,7 @@ class JwksServer:
 
 
 @pytest.fixture
-def jwks_server(rsa_keys: list[tuple[KeyMaterial, str]]) -> Iterator[JwksServer]:
+def jwks_server(rsa_keys: Keys) -> Iterator[JwksServer]:
     (a, kid_a), _, _ = rsa_keys
     server = JwksServer(jwks_text((a, kid_a)))
     yield server
@@ -937,11 +934,7 @@ def jwks_server(rsa_keys: list[tuple[KeyMaterial, str]]) -> Iterator[JwksServer]
 
 
 def test_jwks_url_is_cached_for_the_ttl_then_refetched(
-    jwks_server: JwksServer,
-    rsa_keys: list[tuple[KeyMaterial, str]],
-    metrics: ClientMetrics,
-    registry: CollectorRegistry,
-    closing: Any,
+    jwks_server: JwksServer, rsa_keys: Keys, metrics: ClientMetrics, registry: CollectorRegistry, closing: Any
 ) -> None:
     (a, kid_a), (b, kid_b), _ = rsa_keys
     verifier = closing(
@@ -965,7 +958,7 @@ def test_jwks_url_is_cached_for_the_ttl_then_refetched(
 
 
 def test_jwks_url_unknown_kid_refetch_is_rate_limited(
-    jwks_server: JwksServer, rsa_keys: list[tuple[KeyMaterial, str]], metrics: ClientMetrics
+    jwks_server: JwksServer, rsa_keys: Keys, metrics: ClientMetrics
 ) -> None:
     (a, kid_a), (b, kid_b), _ = rsa_keys
     verifier = JwksVerifier.from_url(
@@ -989,10 +982,7 @@ def test_jwks_url_unknown_kid_refetch_is_rate_limited(
 
 
 def test_jwks_url_keeps_serving_cached_keys_when_the_endpoint_fails(
-    jwks_server: JwksServer,
-    rsa_keys: list[tuple[KeyMaterial, str]],
-    metrics: ClientMetrics,
-    registry: CollectorRegistry,
+    jwks_server: JwksServer, rsa_keys: Keys, metrics: ClientMetrics, registry: CollectorRegistry
 ) -> None:
     (a, kid_a), _, _ = rsa_keys
     verifier = JwksVerifier.from_url(

@@ -32,7 +32,7 @@ from helpers import wait_for
 from keyturn import crypto
 from keyturn.client.hmac_verifier import secret_thumbprint
 from keyturn.crypto import KeyMaterial
-from unit.test_client import kubelet_write
+from unit.test_client import jwks_text, kubelet_write
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "examples" / "app" / "app.py"
@@ -121,10 +121,6 @@ def start() -> Iterator[Any]:
         if app.proc.poll() is None:
             app.proc.kill()
             app.proc.wait()
-
-
-def jwks_text(*keys: tuple[KeyMaterial, str]) -> str:
-    return json.dumps({"keys": [crypto.public_jwk(m, kid) for m, kid in keys]})
 
 
 def secret_items(material: KeyMaterial, kid: str) -> dict[str, str]:

@@ -22,23 +22,19 @@ from __future__ import annotations
 import base64
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final
-
-import jwt
+from typing import Any, Final, Unpack
 
 from keyturn import crypto
-from keyturn.client import mounts
-from keyturn.client.errors import KeySourceError
-from keyturn.client.metrics import ClientMetrics
+from keyturn.client.errors import KeySourceError, VerificationError
+from keyturn.client.file_source import FileSource
 from keyturn.client.reasons import Reason
-from keyturn.client.sources import FileSource, KeySource, StaticSource
-from keyturn.client.tokens import decode_raw, read_header, reason_for, refuse
-from keyturn.client.verifier_base import DEFAULT_LEEWAY_S, DEFAULT_REQUIRE, BaseVerifier
+from keyturn.client.sources import KeySource, StaticSource
+from keyturn.client.tokens import ClaimRules, decode, read_header, refuse
+from keyturn.client.verifier_base import BaseVerifier, VerifierOptions
 
 __all__ = ["HMAC_ALGORITHMS", "HmacSnapshot", "HmacVerifier"]
 
@@ -115,22 +111,12 @@ class HmacVerifier(BaseVerifier[HmacSnapshot]):
     """Verifies HS256/384/512 tokens against the keyset's current, next and previous secrets."""
 
     def __init__(
-        self,
-        make_source: Callable[[Callable[[HmacSnapshot], None], ClientMetrics], KeySource[HmacSnapshot]],
-        *,
-        algorithm: str,
-        metrics: ClientMetrics | None = None,
-        audience: str | Iterable[str] | None = None,
-        issuer: str | Sequence[str] | None = None,
-        leeway: float | timedelta = DEFAULT_LEEWAY_S,
-        require: Sequence[str] = DEFAULT_REQUIRE,
+        self, source: KeySource[HmacSnapshot], *, algorithm: str, **options: Unpack[VerifierOptions]
     ) -> None:
         self.algorithm = _check_algorithm(algorithm)
         self._learned_lock = threading.Lock()
         self._learned: tuple[HmacSnapshot | None, dict[str, _Secret]] = (None, {})
-        super().__init__(
-            make_source, metrics=metrics, audience=audience, issuer=issuer, leeway=leeway, require=require
-        )
+        super().__init__(source, **options)
 
     @classmethod
     def from_dir(
@@ -143,11 +129,7 @@ class HmacVerifier(BaseVerifier[HmacSnapshot]):
         next_item: str | None = "JWT_SECRET_NEXT",
         kid_item: str | None = "JWT_KID",
         check_interval: float = 1.0,
-        metrics: ClientMetrics | None = None,
-        audience: str | Iterable[str] | None = None,
-        issuer: str | Sequence[str] | None = None,
-        leeway: float | timedelta = DEFAULT_LEEWAY_S,
-        require: Sequence[str] = DEFAULT_REQUIRE,
+        **options: Unpack[VerifierOptions],
     ) -> HmacVerifier:
         """The keyset's Secret mounted as a volume; item names as in `spec.secret.items`.
 
@@ -158,40 +140,17 @@ class HmacVerifier(BaseVerifier[HmacSnapshot]):
         alg = _check_algorithm(algorithm)
         names = [n for n in (current_item, previous_item, next_item, kid_item) if n is not None]
 
-        def load() -> tuple[object, HmacSnapshot]:
-            fingerprint, items = mounts.read_items(directory, names)
-
+        def parse(items: dict[str, str | None]) -> HmacSnapshot:
             def item(name: str | None) -> str | None:
                 return items.get(name) if name is not None else None
 
-            snapshot = build_snapshot(
+            return build_snapshot(
                 alg, item(current_item), item(previous_item), item(next_item), item(kid_item), str(directory)
             )
-            return fingerprint, snapshot
 
-        def make(
-            on_change: Callable[[HmacSnapshot], None], metrics_: ClientMetrics
-        ) -> FileSource[HmacSnapshot]:
-            return FileSource(
-                source="hmac_secrets",
-                what=f"HMAC secrets in {directory}",
-                probe=lambda: mounts.dir_fingerprint(directory, names),
-                load=load,
-                describe=HmacSnapshot.describe,
-                on_change=on_change,
-                check_interval=check_interval,
-                metrics=metrics_,
-            )
-
-        return cls(
-            make,
-            algorithm=alg,
-            metrics=metrics,
-            audience=audience,
-            issuer=issuer,
-            leeway=leeway,
-            require=require,
-        )
+        what = f"HMAC secrets in {directory}"
+        source = FileSource.of_items("hmac_secrets", what, directory, names, parse, check_interval)
+        return cls(source, algorithm=alg, **options)
 
     @classmethod
     def from_env(
@@ -203,11 +162,7 @@ class HmacVerifier(BaseVerifier[HmacSnapshot]):
         next_var: str | None = "JWT_SECRET_NEXT",
         kid_var: str | None = "JWT_KID",
         environ: Mapping[str, str] | None = None,
-        metrics: ClientMetrics | None = None,
-        audience: str | Iterable[str] | None = None,
-        issuer: str | Sequence[str] | None = None,
-        leeway: float | timedelta = DEFAULT_LEEWAY_S,
-        require: Sequence[str] = DEFAULT_REQUIRE,
+        **options: Unpack[VerifierOptions],
     ) -> HmacVerifier:
         """The Secret as environment variables (`envFrom`): read once, since a process's
         environment never changes; Keyturn rolls the Deployment to deliver new secrets."""
@@ -222,12 +177,8 @@ class HmacVerifier(BaseVerifier[HmacSnapshot]):
             next=var(next_var),
             kid=var(kid_var),
             algorithm=algorithm,
-            metrics=metrics,
-            audience=audience,
-            issuer=issuer,
-            leeway=leeway,
-            require=require,
             where=f"environment variable {current_var}",
+            **options,
         )
 
     @classmethod
@@ -239,65 +190,31 @@ class HmacVerifier(BaseVerifier[HmacSnapshot]):
         next: str | None = None,  # the slot's name in the contract
         kid: str | None = None,
         algorithm: str = "HS256",
-        metrics: ClientMetrics | None = None,
-        audience: str | Iterable[str] | None = None,
-        issuer: str | Sequence[str] | None = None,
-        leeway: float | timedelta = DEFAULT_LEEWAY_S,
-        require: Sequence[str] = DEFAULT_REQUIRE,
         where: str = "secrets given in code",
+        **options: Unpack[VerifierOptions],
     ) -> HmacVerifier:
         """Fixed secrets (no reload)."""
         alg = _check_algorithm(algorithm)
         snapshot = build_snapshot(alg, current, previous, next, kid, where)
+        return cls(StaticSource(snapshot), algorithm=alg, **options)
 
-        def make(on_change: Callable[[HmacSnapshot], None], _: ClientMetrics) -> StaticSource[HmacSnapshot]:
-            on_change(snapshot)
-            return StaticSource(snapshot)
-
-        return cls(
-            make,
-            algorithm=alg,
-            metrics=metrics,
-            audience=audience,
-            issuer=issuer,
-            leeway=leeway,
-            require=require,
-        )
-
-    def _check(
-        self,
-        token: str,
-        *,
-        audience: str | Iterable[str] | None,
-        issuer: str | Sequence[str] | None,
-        leeway: float | timedelta,
-        require: tuple[str, ...],
-    ) -> tuple[dict[str, Any], str | None]:
+    def _check(self, token: str, rules: ClaimRules) -> tuple[dict[str, Any], str | None]:
         header = read_header(token)
         kid = header.kid
         if header.alg != self.algorithm:
             raise refuse(Reason.WRONG_ALG, kid)
-        snapshot = self._source.get()
-        named = self._lookup(snapshot, kid)
-        if kid is not None and named is None:
-            snapshot = self._source.refresh_now()
-            named = self._lookup(snapshot, kid)
+        if kid is None:
+            snapshot, named = self._source.get(), None
+        else:
+            snapshot, named = self._find(lambda s: self._lookup(s, kid))
         candidates = (named,) if named is not None else snapshot.secrets
         for secret in candidates:
             try:
-                claims = decode_raw(
-                    token,
-                    secret.key,
-                    self.algorithm,
-                    audience=audience,
-                    issuer=issuer,
-                    leeway=leeway,
-                    require=require,
-                )
-            except jwt.InvalidSignatureError:
-                continue
-            except jwt.PyJWTError as exc:
-                raise refuse(reason_for(exc), kid) from None
+                claims = decode(token, secret.key, self.algorithm, rules, kid)
+            except VerificationError as exc:
+                if exc.reason is Reason.BAD_SIGNATURE:
+                    continue  # not this secret: try the next one of the accept-list
+                raise
             if kid is not None and named is None:
                 self._learn(snapshot, kid, secret)
             return claims, kid if kid is not None else secret.kid
@@ -305,9 +222,7 @@ class HmacVerifier(BaseVerifier[HmacSnapshot]):
             raise refuse(Reason.BAD_SIGNATURE, kid)
         raise refuse(Reason.UNKNOWN_KID, kid)
 
-    def _lookup(self, snapshot: HmacSnapshot, kid: str | None) -> _Secret | None:
-        if kid is None:
-            return None
+    def _lookup(self, snapshot: HmacSnapshot, kid: str) -> _Secret | None:
         secret = snapshot.by_kid.get(kid)
         if secret is not None:
             return secret

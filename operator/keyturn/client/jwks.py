@@ -18,38 +18,16 @@ from types import MappingProxyType
 from typing import Any, Final
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ed448, rsa
 
+from keyturn import crypto
 from keyturn.client.errors import KeySourceError, printable_kid
 
 __all__ = ["ASYMMETRIC_ALGORITHMS", "JwksSnapshot", "PublicKey", "parse_jwks"]
 
-# alg -> (kty, required crv or None)
-ASYMMETRIC_ALGORITHMS: Final[Mapping[str, tuple[str, tuple[str, ...] | None]]] = MappingProxyType(
-    {
-        "RS256": ("RSA", None),
-        "RS384": ("RSA", None),
-        "RS512": ("RSA", None),
-        "PS256": ("RSA", None),
-        "PS384": ("RSA", None),
-        "PS512": ("RSA", None),
-        "ES256": ("EC", ("P-256",)),
-        "ES384": ("EC", ("P-384",)),
-        "ES512": ("EC", ("P-521",)),
-        "EdDSA": ("OKP", ("Ed25519", "Ed448")),
-    }
-)
-_PUBLIC_MEMBERS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
-    {"RSA": ("n", "e"), "EC": ("crv", "x", "y"), "OKP": ("crv", "x")}
-)
+# What a JWKS can pin a key to: every algorithm Keyturn knows except the symmetric HS*.
+ASYMMETRIC_ALGORITHMS: Final = tuple(alg for alg in crypto.ALGORITHMS if not crypto.is_symmetric(alg))
 _PRIVATE_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
-_KEY_TYPES: Final[Mapping[str, tuple[type, ...]]] = MappingProxyType(
-    {
-        "RSA": (rsa.RSAPublicKey,),
-        "EC": (ec.EllipticCurvePublicKey,),
-        "OKP": (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey),
-    }
-)
 MIN_RSA_BITS: Final = 2048
 MAX_KEYS: Final = 256
 
@@ -129,9 +107,12 @@ def parse_jwks(document: bytes | str | Mapping[str, Any]) -> JwksSnapshot:
 
 
 def _public_key(jwk: Mapping[str, Any]) -> Any:
-    """The public key of one JWK, checked against its own `alg` (messages never echo members)."""
-    kty = jwk.get("kty")
-    if kty == "oct":
+    """The public key of one JWK, checked against its own `alg` (messages never echo members).
+
+    The JWKS-specific refusals come first; keyturn.crypto then checks kty, curve and members
+    exactly as it does for the keys Keyturn publishes.
+    """
+    if jwk.get("kty") == "oct":
         raise ValueError("symmetric (oct) key in a public JWKS; never used for verification")
     if jwk.get("use", "sig") != "sig":
         raise ValueError("not a signature key (use is not 'sig')")
@@ -140,18 +121,23 @@ def _public_key(jwk: Mapping[str, Any]) -> Any:
         raise ValueError("no alg; the algorithm must be pinned by the JWK")
     if alg not in ASYMMETRIC_ALGORITHMS:
         raise ValueError(f"unsupported alg {alg[:16]!r}")
-    want_kty, curves = ASYMMETRIC_ALGORITHMS[alg]
-    if kty != want_kty:
-        raise ValueError(f"{alg} needs kty {want_kty}")
-    if curves is not None and jwk.get("crv") not in curves:
-        raise ValueError(f"{alg} needs curve {' or '.join(curves)}")
-    members = {"kty": kty} | {name: jwk.get(name) for name in _PUBLIC_MEMBERS[want_kty]}
-    try:
-        key = jwt.get_algorithm_by_name(alg).from_jwk(members)
-    except (jwt.PyJWTError, ValueError, TypeError, KeyError):
-        raise ValueError(f"not a valid {alg} public key") from None
-    if not isinstance(key, _KEY_TYPES[want_kty]):
-        raise ValueError(f"not a valid {alg} public key")
+    if alg == "EdDSA" and jwk.get("crv") == "Ed448":
+        return _ed448_key(jwk)
+    key = crypto.public_key_from_jwk(jwk, alg)
     if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
         raise ValueError(f"RSA key of {key.key_size} bits; at least {MIN_RSA_BITS} are required")
+    return key
+
+
+def _ed448_key(jwk: Mapping[str, Any]) -> ed448.Ed448PublicKey:
+    """keyturn.crypto knows only Ed25519, the curve Keyturn generates, but a JWKS from another
+    issuer (`from_url`) may publish Ed448 keys, and verifiers relying on them must keep working."""
+    if jwk.get("kty") != "OKP":
+        raise ValueError("EdDSA needs kty OKP")
+    try:
+        key = jwt.get_algorithm_by_name("EdDSA").from_jwk({"kty": "OKP", "crv": "Ed448", "x": jwk.get("x")})
+    except (jwt.PyJWTError, ValueError, TypeError, KeyError):
+        raise ValueError("not a valid EdDSA public key") from None
+    if not isinstance(key, ed448.Ed448PublicKey):
+        raise ValueError("not a valid EdDSA public key")
     return key

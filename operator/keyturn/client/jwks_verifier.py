@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from datetime import timedelta
+from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
-from keyturn.client import mounts
 from keyturn.client.errors import VerificationError
+from keyturn.client.file_source import FileSource
+from keyturn.client.http_source import HttpSource
 from keyturn.client.jwks import ASYMMETRIC_ALGORITHMS, JwksSnapshot, parse_jwks
-from keyturn.client.metrics import ClientMetrics
 from keyturn.client.reasons import Reason
-from keyturn.client.sources import FileSource, HttpSource, KeySource, StaticSource
-from keyturn.client.tokens import decode, read_header, refuse
-from keyturn.client.verifier_base import DEFAULT_LEEWAY_S, DEFAULT_REQUIRE, BaseVerifier
+from keyturn.client.sources import KeySource, StaticSource
+from keyturn.client.tokens import ClaimRules, decode, read_header, refuse
+from keyturn.client.verifier_base import BaseVerifier, VerifierOptions
 
 __all__ = ["JwksVerifier"]
-
-_Maker = Callable[[Callable[[JwksSnapshot], None], ClientMetrics], KeySource[JwksSnapshot]]
 
 
 class JwksVerifier(BaseVerifier[JwksSnapshot]):
@@ -33,14 +30,10 @@ class JwksVerifier(BaseVerifier[JwksSnapshot]):
 
     def __init__(
         self,
-        make_source: _Maker,
+        source: KeySource[JwksSnapshot],
         *,
         algorithms: Collection[str] | None = None,
-        metrics: ClientMetrics | None = None,
-        audience: str | Iterable[str] | None = None,
-        issuer: str | Sequence[str] | None = None,
-        leeway: float | timedelta = DEFAULT_LEEWAY_S,
-        require: Sequence[str] = DEFAULT_REQUIRE,
+        **options: Unpack[VerifierOptions],
     ) -> None:
         if algorithms is not None:
             unknown = [a for a in algorithms if a not in ASYMMETRIC_ALGORITHMS]
@@ -48,9 +41,7 @@ class JwksVerifier(BaseVerifier[JwksSnapshot]):
                 allowed = ", ".join(ASYMMETRIC_ALGORITHMS)
                 raise ValueError(f"algorithms {unknown} cannot come from a JWKS; allowed: {allowed}")
         self._algorithms = frozenset(algorithms) if algorithms is not None else None
-        super().__init__(
-            make_source, metrics=metrics, audience=audience, issuer=issuer, leeway=leeway, require=require
-        )
+        super().__init__(source, **options)
 
     @classmethod
     def from_file(
@@ -59,11 +50,7 @@ class JwksVerifier(BaseVerifier[JwksSnapshot]):
         *,
         check_interval: float = 1.0,
         algorithms: Collection[str] | None = None,
-        metrics: ClientMetrics | None = None,
-        audience: str | Iterable[str] | None = None,
-        issuer: str | Sequence[str] | None = None,
-        leeway: float | timedelta = DEFAULT_LEEWAY_S,
-        require: Sequence[str] = DEFAULT_REQUIRE,
+        **options: Unpack[VerifierOptions],
     ) -> JwksVerifier:
         """A JWKS file, typically `<mount>/jwks.json` of the `<keyset>-jwks` ConfigMap volume.
 
@@ -72,34 +59,8 @@ class JwksVerifier(BaseVerifier[JwksSnapshot]):
         `subPath`: the kubelet never updates subPath mounts.
         """
         file = Path(path)
-
-        def load() -> tuple[object, JwksSnapshot]:
-            fingerprint, data = mounts.read_file(file)
-            return fingerprint, parse_jwks(data)
-
-        def make(
-            on_change: Callable[[JwksSnapshot], None], metrics_: ClientMetrics
-        ) -> FileSource[JwksSnapshot]:
-            return FileSource(
-                source="jwks_file",
-                what=f"JWKS {file}",
-                probe=lambda: mounts.file_fingerprint(file),
-                load=load,
-                describe=JwksSnapshot.describe,
-                on_change=on_change,
-                check_interval=check_interval,
-                metrics=metrics_,
-            )
-
-        return cls(
-            make,
-            algorithms=algorithms,
-            metrics=metrics,
-            audience=audience,
-            issuer=issuer,
-            leeway=leeway,
-            require=require,
-        )
+        source = FileSource.of_file("jwks_file", f"JWKS {file}", file, parse_jwks, check_interval)
+        return cls(source, algorithms=algorithms, **options)
 
     @classmethod
     def from_url(
@@ -111,11 +72,7 @@ class JwksVerifier(BaseVerifier[JwksSnapshot]):
         timeout: float = 5.0,
         headers: Mapping[str, str] | None = None,
         algorithms: Collection[str] | None = None,
-        metrics: ClientMetrics | None = None,
-        audience: str | Iterable[str] | None = None,
-        issuer: str | Sequence[str] | None = None,
-        leeway: float | timedelta = DEFAULT_LEEWAY_S,
-        require: Sequence[str] = DEFAULT_REQUIRE,
+        **options: Unpack[VerifierOptions],
     ) -> JwksVerifier:
         """A JWKS served over HTTP(S), cached for `cache_ttl` seconds.
 
@@ -123,32 +80,16 @@ class JwksVerifier(BaseVerifier[JwksSnapshot]):
         it to know when every verifier has seen a newly published key. Raises KeySourceError if
         the first fetch fails.
         """
-
-        def make(
-            on_change: Callable[[JwksSnapshot], None], metrics_: ClientMetrics
-        ) -> HttpSource[JwksSnapshot]:
-            return HttpSource(
-                url,
-                what=f"JWKS {url}",
-                parse=parse_jwks,
-                describe=JwksSnapshot.describe,
-                on_change=on_change,
-                ttl=cache_ttl,
-                min_refetch_interval=min_refetch_interval,
-                timeout=timeout,
-                metrics=metrics_,
-                headers=dict(headers or {}),
-            )
-
-        return cls(
-            make,
-            algorithms=algorithms,
-            metrics=metrics,
-            audience=audience,
-            issuer=issuer,
-            leeway=leeway,
-            require=require,
+        source = HttpSource(
+            url,
+            what=f"JWKS {url}",
+            parse=parse_jwks,
+            ttl=cache_ttl,
+            min_refetch_interval=min_refetch_interval,
+            timeout=timeout,
+            headers=dict(headers or {}),
         )
+        return cls(source, algorithms=algorithms, **options)
 
     @classmethod
     def from_jwks(
@@ -156,61 +97,21 @@ class JwksVerifier(BaseVerifier[JwksSnapshot]):
         document: Mapping[str, Any] | str | bytes,
         *,
         algorithms: Collection[str] | None = None,
-        metrics: ClientMetrics | None = None,
-        audience: str | Iterable[str] | None = None,
-        issuer: str | Sequence[str] | None = None,
-        leeway: float | timedelta = DEFAULT_LEEWAY_S,
-        require: Sequence[str] = DEFAULT_REQUIRE,
+        **options: Unpack[VerifierOptions],
     ) -> JwksVerifier:
         """A fixed JWKS document (no reload): for tests and one-off tools."""
-        snapshot = parse_jwks(document)
+        return cls(StaticSource(parse_jwks(document)), algorithms=algorithms, **options)
 
-        def make(on_change: Callable[[JwksSnapshot], None], _: ClientMetrics) -> StaticSource[JwksSnapshot]:
-            on_change(snapshot)
-            return StaticSource(snapshot)
-
-        return cls(
-            make,
-            algorithms=algorithms,
-            metrics=metrics,
-            audience=audience,
-            issuer=issuer,
-            leeway=leeway,
-            require=require,
-        )
-
-    def _check(
-        self,
-        token: str,
-        *,
-        audience: str | Iterable[str] | None,
-        issuer: str | Sequence[str] | None,
-        leeway: float | timedelta,
-        require: tuple[str, ...],
-    ) -> tuple[dict[str, Any], str | None]:
+    def _check(self, token: str, rules: ClaimRules) -> tuple[dict[str, Any], str | None]:
         header = read_header(token)
         kid = header.kid
         if kid is None:
             raise refuse(Reason.MISSING_KID, None)
-        snapshot = self._source.get()
-        key = snapshot.keys.get(kid)
-        if key is None:
-            snapshot = self._source.refresh_now()
-            key = snapshot.keys.get(kid)
+        snapshot, key = self._find(lambda s: s.keys.get(kid))
         if key is None:
             raise refuse(Reason.UNKNOWN_KID if snapshot.keys else Reason.NO_KEYS, kid)
         if header.alg != key.algorithm:
             raise VerificationError(Reason.WRONG_ALG, kid, f"the key {kid} is for {key.algorithm} only")
         if self._algorithms is not None and key.algorithm not in self._algorithms:
             raise VerificationError(Reason.WRONG_ALG, kid, f"{key.algorithm} is not in the allow-list")
-        claims = decode(
-            token,
-            key.key,
-            key.algorithm,
-            kid=kid,
-            audience=audience,
-            issuer=issuer,
-            leeway=leeway,
-            require=require,
-        )
-        return claims, kid
+        return decode(token, key.key, key.algorithm, rules, kid), kid

@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import os
 import time
-import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import jwt
 
 from keyturn import crypto
 from keyturn.client import mounts
 from keyturn.client.errors import KeySourceError
-from keyturn.client.metrics import ClientMetrics, default_metrics
-from keyturn.client.sources import FileSource, KeySource, StaticSource
+from keyturn.client.file_source import FileSource
+from keyturn.client.holder import KeyHolder
+from keyturn.client.metrics import ClientMetrics
+from keyturn.client.sources import KeySource, StaticSource
 
 __all__ = ["Signer", "SigningKey"]
 
@@ -71,29 +72,19 @@ def load_signing_key(
     return SigningKey(material, kid)
 
 
-def _forget(source: KeySource[object], metrics: ClientMetrics, owner: object) -> None:
-    source.close()
-    metrics.forget(owner)
+def _default_key_item(algorithm: str) -> str:
+    return "JWT_SECRET" if crypto.is_symmetric(algorithm) else "JWT_PRIVATE_KEY"
 
 
-class Signer:
+def _publish_signing(metrics: ClientMetrics, owner: object, key: SigningKey) -> None:
+    metrics.set_signing(owner, key.kid)
+
+
+class Signer(KeyHolder[SigningKey]):
     """Signs tokens with `alg` and `kid` headers; use the `from_*` constructors."""
 
-    def __init__(
-        self,
-        make_source: Callable[[Callable[[SigningKey], None], ClientMetrics], KeySource[SigningKey]],
-        *,
-        metrics: ClientMetrics | None = None,
-    ) -> None:
-        self._metrics = metrics if metrics is not None else default_metrics()
-        owner = object()
-        metrics_ = self._metrics
-
-        def on_change(key: SigningKey) -> None:
-            metrics_.set_signing(owner, key.kid)
-
-        self._source = make_source(on_change, self._metrics)
-        self._finalizer = weakref.finalize(self, _forget, self._source, self._metrics, owner)
+    def __init__(self, source: KeySource[SigningKey], *, metrics: ClientMetrics | None = None) -> None:
+        super().__init__(source, metrics, _publish_signing)
 
     @classmethod
     def from_dir(
@@ -118,7 +109,7 @@ class Signer:
         cannot be loaded now; later swaps are picked up within `check_interval` seconds.
         """
         directory = Path(path)
-        key_name = key_item or ("JWT_SECRET" if crypto.is_symmetric(algorithm) else "JWT_PRIVATE_KEY")
+        key_name = key_item or _default_key_item(algorithm)
         names = [key_name] + ([kid_item] if kid_item is not None else [])
         pass_path = Path(passphrase_file) if passphrase_file is not None else None
 
@@ -142,19 +133,14 @@ class Signer:
             )
             return (fingerprint, pass_fingerprint), key
 
-        def make(on_change: Callable[[SigningKey], None], metrics_: ClientMetrics) -> FileSource[SigningKey]:
-            return FileSource(
-                source="signing_key",
-                what=f"signing key in {directory}",
-                probe=probe,
-                load=load,
-                describe=SigningKey.describe,
-                on_change=on_change,
-                check_interval=check_interval,
-                metrics=metrics_,
-            )
-
-        return cls(make, metrics=metrics)
+        source = FileSource(
+            "signing_key",
+            f"signing key in {directory}",
+            probe=probe,
+            load=load,
+            check_interval=check_interval,
+        )
+        return cls(source, metrics=metrics)
 
     @classmethod
     def from_env(
@@ -170,19 +156,14 @@ class Signer:
         """The Secret as environment variables (`envFrom`), read once: Keyturn rolls the
         Deployment after an activation, and the new pods read the new key."""
         env = os.environ if environ is None else environ
-        key_name = key_var or ("JWT_SECRET" if crypto.is_symmetric(algorithm) else "JWT_PRIVATE_KEY")
+        key_name = key_var or _default_key_item(algorithm)
         kid_text = env.get(kid_var) if kid_var is not None else None
         if kid_var is not None and kid_text is None:
             raise KeySourceError(f"environment variable {kid_var} is not set")
         key = load_signing_key(
             algorithm, env.get(key_name), kid_text, passphrase, f"environment variable {key_name}"
         )
-
-        def make(on_change: Callable[[SigningKey], None], _: ClientMetrics) -> StaticSource[SigningKey]:
-            on_change(key)
-            return StaticSource(key)
-
-        return cls(make, metrics=metrics)
+        return cls(StaticSource(key), metrics=metrics)
 
     # ------------------------------------------------------------------ signing
 
@@ -230,25 +211,3 @@ class Signer:
         """The current key's public JWK (asymmetric only): handy for self-checks and tests."""
         key = self._source.get()
         return crypto.public_jwk(key.material, key.kid)
-
-    # ------------------------------------------------------------------ lifecycle
-
-    def refresh(self) -> None:
-        """Load the key now; raises KeySourceError (and keeps signing with the old key) on failure."""
-        self._source.reload()
-
-    def start_watching(self, interval: float = 1.0) -> Self:
-        self._source.start_watching(interval)
-        return self
-
-    def close(self) -> None:
-        self._finalizer()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"Signer({self._source.get().describe()})"

@@ -1,14 +1,13 @@
-"""Where keys come from and when they are looked at again: fixed values, mounted files, HTTP.
+"""Where keys come from and when they are looked at again: what every source has in common.
 
 Every verifier and signer holds one source and asks it for the current, immutable snapshot on
 each use. A snapshot is replaced as a whole (one reference assignment), so a request always
-sees one consistent key set and never waits for a reload another thread is doing.
+sees one consistent key set and never waits for a reload another thread is doing. A background
+thread (`start_watching`) looks for changes in idle processes too, so that `jwt_keys_loaded`
+follows a swap even when no request arrives. A reload that fails keeps the previous keys: a
+half-written or broken file must never leave a service with no keys.
 
-Files are checked on use, at most every `check_interval` seconds, by a fingerprint (a few
-`stat` calls, see mounts.py); the content is read and parsed only when the fingerprint moved.
-A background thread (`start_watching`) does the same for idle processes, so that
-`jwt_keys_loaded` follows a swap even when no request arrives. A reload that fails keeps the
-previous keys: a half-written or broken file must never leave a service with no keys.
+The sources that do reload live in file_source.py (mounted volumes) and http_source.py (a URL).
 """
 
 from __future__ import annotations
@@ -16,38 +15,49 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from typing import Final, Generic, Protocol, TypeVar
 
 from keyturn.client.errors import KeySourceError
 from keyturn.client.metrics import ClientMetrics
 
-__all__ = ["FileSource", "HttpSource", "KeySource", "StaticSource"]
+__all__ = ["KeySource", "ReloadingSource", "Snapshot", "StaticSource"]
 
 log = logging.getLogger("keyturn.client")
 
-T = TypeVar("T")
-T_co = TypeVar("T_co", covariant=True)
-
 _LOG_REPEAT_S: Final = 60.0
-MAX_HTTP_BYTES: Final = 1 << 20
 
 
-class KeySource(Protocol[T_co]):
+class Snapshot(Protocol):
+    """What a source hands out: one immutable version of the keys, able to say what it holds
+    (kids, problems) without ever showing key material."""
+
+    @property
+    def kids(self) -> tuple[str, ...]: ...
+
+    def describe(self) -> str: ...
+
+
+S = TypeVar("S", bound=Snapshot)
+S_co = TypeVar("S_co", bound=Snapshot, covariant=True)
+
+
+class KeySource(Protocol[S_co]):
     """What verifiers and signers need from a source of key snapshots."""
 
-    def get(self) -> T_co:
+    def start(self, on_change: Callable[[S_co], None], metrics: ClientMetrics) -> None:
+        """Load for the first time (raising KeySourceError) and report every later change."""
+        ...
+
+    def get(self) -> S_co:
         """The current snapshot, after a cheap check when one is due (never blocks on a reload)."""
         ...
 
-    def refresh_now(self) -> T_co:
+    def refresh_now(self) -> S_co:
         """Look again right away, because a token named a kid we do not hold (may be rate-limited)."""
         ...
 
-    def reload(self) -> T_co:
+    def reload(self) -> S_co:
         """Load now and raise KeySourceError if that fails."""
         ...
 
@@ -56,19 +66,22 @@ class KeySource(Protocol[T_co]):
     def close(self) -> None: ...
 
 
-class StaticSource(Generic[T]):
+class StaticSource(Generic[S]):
     """Keys that never change (environment variables, a document given in code)."""
 
-    def __init__(self, value: T) -> None:
+    def __init__(self, value: S) -> None:
         self._value = value
 
-    def get(self) -> T:
+    def start(self, on_change: Callable[[S], None], metrics: ClientMetrics) -> None:
+        on_change(self._value)
+
+    def get(self) -> S:
         return self._value
 
-    def refresh_now(self) -> T:
+    def refresh_now(self) -> S:
         return self._value
 
-    def reload(self) -> T:
+    def reload(self) -> S:
         return self._value
 
     def start_watching(self, interval: float) -> None:
@@ -140,228 +153,41 @@ class _Watcher:
             thread.join()
 
 
-class FileSource(Generic[T]):
-    """A snapshot parsed from mounted files, re-read when their fingerprint changes.
-
-    `load` returns the fingerprint its content was read at together with the parsed value, so a
-    swap that lands between the check and the read is seen again at the next check.
+class ReloadingSource(Generic[S]):
+    """What FileSource and HttpSource share: one lock around loads, the watcher thread, and how
+    a new snapshot is put in place and announced (the owner's gauges, the reload counter, the log).
     """
 
-    def __init__(
-        self,
-        *,
-        source: str,
-        what: str,
-        probe: Callable[[], Hashable],
-        load: Callable[[], tuple[Hashable, T]],
-        describe: Callable[[T], str],
-        on_change: Callable[[T], None],
-        check_interval: float,
-        metrics: ClientMetrics,
-    ) -> None:
-        if check_interval < 0:
-            raise ValueError("check_interval must not be negative")
-        self._probe = probe
-        self._load = load
-        self._describe = describe
-        self._on_change = on_change
-        self._interval = check_interval
-        self._report = _Reporter(source, what, metrics)
+    _on_change: Callable[[S], None]
+    _report: _Reporter
+    _value: S
+
+    def __init__(self, source: str, what: str) -> None:
+        self._label = source  # the `source` label of jwt_key_reloads_total
+        self._what = what
         self._lock = threading.Lock()
         self._watcher = _Watcher()
-        self._name = source
-        try:
-            self._fingerprint, self._value = load()
-        except KeySourceError as exc:
-            self._report.failed(exc, initial=True)
-            raise
-        self._failed_fingerprint: Hashable | None = None
-        self._due = time.monotonic() + check_interval
-        on_change(self._value)
-        self._report.ok(describe(self._value), initial=True)
 
-    def get(self) -> T:
-        if time.monotonic() >= self._due:
-            self._check(wait=False)
-        return self._value
-
-    def refresh_now(self) -> T:
-        # A stat or two: cheap enough to do for every unknown kid, and it makes a just-swapped
-        # file visible to the very request that needs it.
-        self._check(wait=True)
-        return self._value
-
-    def reload(self) -> T:
-        with self._lock:
-            self._due = time.monotonic() + self._interval
-            try:
-                fingerprint, value = self._load()
-            except KeySourceError as exc:
-                self._report.failed(exc)
-                raise
-            self._install(fingerprint, value)
-            return value
+    def start(self, on_change: Callable[[S], None], metrics: ClientMetrics) -> None:
+        self._on_change = on_change
+        self._report = _Reporter(self._label, self._what, metrics)
+        self._install(self._load_first(), initial=True)
 
     def start_watching(self, interval: float) -> None:
-        self._watcher.start(self._name, interval, lambda: self._check(wait=True))
+        self._watcher.start(self._label, interval, self._tick)
 
     def close(self) -> None:
         self._watcher.stop()
 
-    def _check(self, *, wait: bool) -> bool:
-        if not self._lock.acquire(blocking=wait):
-            return False  # another thread is looking right now; use what we have
-        try:
-            self._due = time.monotonic() + self._interval
-            try:
-                probe = self._probe()
-            except OSError:
-                probe = object()  # unknown state: look at the content
-            if probe in (self._fingerprint, self._failed_fingerprint):
-                return False
-            try:
-                fingerprint, value = self._load()
-            except Exception as exc:
-                self._failed_fingerprint = probe
-                self._report.failed(exc)
-                return False
-            if fingerprint == self._fingerprint:
-                return False
-            self._install(fingerprint, value)
-            return True
-        finally:
-            self._lock.release()
-
-    def _install(self, fingerprint: Hashable, value: T) -> None:
-        self._fingerprint, self._value = fingerprint, value
-        self._failed_fingerprint = None
+    def _install(self, value: S, *, initial: bool) -> None:
+        self._value = value
         self._on_change(value)
-        self._report.ok(self._describe(value), initial=False)
+        self._report.ok(value.describe(), initial=initial)
 
+    def _load_first(self) -> S:
+        """The snapshot `start` installs; raises KeySourceError (reported as a failed load)."""
+        raise NotImplementedError
 
-class HttpSource(Generic[T]):
-    """A snapshot parsed from an HTTP resource (e.g. /.well-known/jwks.json), cached for `ttl`.
-
-    After the TTL the first caller refetches while the others keep using the cached keys. An
-    unknown kid triggers an early refetch, at most once per `min_refetch_interval`, so a flood
-    of forged kids cannot turn into a flood of requests to the issuer. A failed fetch keeps the
-    cached keys and is retried after `min_refetch_interval`.
-    """
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        what: str,
-        parse: Callable[[bytes], T],
-        describe: Callable[[T], str],
-        on_change: Callable[[T], None],
-        ttl: float,
-        min_refetch_interval: float,
-        timeout: float,
-        metrics: ClientMetrics,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        scheme = urllib.parse.urlsplit(url).scheme
-        if scheme not in ("http", "https"):
-            raise ValueError(f"JWKS URL must be http or https, not {scheme or 'relative'}")
-        if ttl <= 0 or min_refetch_interval < 0 or timeout <= 0:
-            raise ValueError("ttl and timeout must be positive and min_refetch_interval not negative")
-        self.url = url
-        self._parse = parse
-        self._describe = describe
-        self._on_change = on_change
-        self._ttl = ttl
-        self._min_refetch = min_refetch_interval
-        self._timeout = timeout
-        self._headers = {"Accept": "application/json", **(headers or {})}
-        self._report = _Reporter("jwks_url", what, metrics)
-        self._lock = threading.Lock()
-        self._watcher = _Watcher()
-        self._etag: str | None = None
-        self._fetched_at = 0.0
-        self._attempted_at = 0.0
-        value = self._fetch_locked(initial=True)
-        if value is None:  # pragma: no cover - the initial fetch raises instead
-            raise KeySourceError(f"{what}: no keys")
-        self._value: T = value
-
-    def get(self) -> T:
-        now = time.monotonic()
-        if now - self._fetched_at >= self._ttl and now - self._attempted_at >= self._min_refetch:
-            self._refresh(wait=False, unknown_kid=False)
-        return self._value
-
-    def refresh_now(self) -> T:
-        if time.monotonic() - self._attempted_at >= self._min_refetch:
-            self._refresh(wait=True, unknown_kid=True)
-        return self._value
-
-    def reload(self) -> T:
-        with self._lock:
-            value = self._fetch_locked(initial=True)
-        if value is not None:
-            self._value = value
-        return self._value
-
-    def start_watching(self, interval: float) -> None:
-        self._watcher.start("jwks_url", interval, self.get)
-
-    def close(self) -> None:
-        self._watcher.stop()
-
-    def _refresh(self, *, wait: bool, unknown_kid: bool) -> None:
-        started = time.monotonic()
-        if not self._lock.acquire(blocking=wait):
-            return
-        try:
-            # Whoever held the lock may just have fetched: then that answer is ours too.
-            if self._attempted_at >= started:
-                return
-            if unknown_kid and started - self._attempted_at < self._min_refetch:
-                return
-            try:
-                value = self._fetch_locked(initial=False)
-            except KeySourceError:
-                return
-            if value is not None:
-                self._value = value
-                self._on_change(value)
-                self._report.ok(self._describe(value), initial=False)
-        finally:
-            self._lock.release()
-
-    def _fetch_locked(self, *, initial: bool) -> T | None:
-        """Fetch and parse; None means 304 Not Modified. Raises KeySourceError on failure."""
-        self._attempted_at = time.monotonic()
-        headers = dict(self._headers)
-        if self._etag is not None and not initial:
-            headers["If-None-Match"] = self._etag
-        request = urllib.request.Request(self.url, headers=headers)  # noqa: S310 - scheme checked above
-        try:
-            try:
-                with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
-                    body: bytes = response.read(MAX_HTTP_BYTES + 1)
-                    etag = response.headers.get("ETag")
-            except urllib.error.HTTPError as exc:
-                if exc.code == 304:
-                    self._fetched_at = time.monotonic()
-                    return None
-                raise KeySourceError(f"{self.url} answered HTTP {exc.code}") from None
-            except (urllib.error.URLError, OSError) as exc:
-                reason = getattr(exc, "reason", exc)
-                raise KeySourceError(f"{self.url} could not be fetched: {reason}") from None
-            if len(body) > MAX_HTTP_BYTES:
-                raise KeySourceError(f"{self.url} sent more than {MAX_HTTP_BYTES} bytes")
-            value = self._parse(body)
-        except Exception as exc:
-            self._report.failed(exc, initial=initial)
-            if isinstance(exc, KeySourceError):
-                raise
-            raise KeySourceError(f"{self.url}: {type(exc).__name__}") from None
-        self._etag = etag
-        self._fetched_at = time.monotonic()
-        if initial:
-            self._on_change(value)
-            self._report.ok(self._describe(value), initial=True)
-        return value
+    def _tick(self) -> object:
+        """One look by the watcher thread."""
+        raise NotImplementedError

@@ -7,6 +7,7 @@ the kid picks a key and the alg must then equal the algorithm pinned to that key
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 
@@ -15,7 +16,7 @@ import jwt
 from keyturn.client.errors import VerificationError
 from keyturn.client.reasons import Reason
 
-__all__ = ["Header", "decode", "read_header"]
+__all__ = ["ClaimRules", "Header", "decode", "read_header", "reason_for", "refuse"]
 
 # Generous for any real token, small enough that a junk request cannot make us base64 megabytes.
 MAX_TOKEN_CHARS: Final = 16 * 1024
@@ -37,6 +38,48 @@ _DETAIL: Final = {
     Reason.ERROR: "verifier error",
 }
 
+# Most specific first: InvalidSignatureError is a DecodeError, and all of them InvalidTokenErrors.
+_REASONS: Final[tuple[tuple[type[jwt.PyJWTError], Reason], ...]] = (
+    (jwt.InvalidSignatureError, Reason.BAD_SIGNATURE),
+    (jwt.ExpiredSignatureError, Reason.EXPIRED),
+    (jwt.ImmatureSignatureError, Reason.NOT_YET_VALID),
+    (jwt.InvalidAudienceError, Reason.BAD_AUDIENCE),
+    (jwt.InvalidIssuerError, Reason.BAD_ISSUER),
+    (jwt.MissingRequiredClaimError, Reason.MISSING_CLAIM),
+    (jwt.InvalidAlgorithmError, Reason.WRONG_ALG),
+    (jwt.DecodeError, Reason.MALFORMED),
+    (jwt.InvalidTokenError, Reason.INVALID_CLAIMS),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRules:
+    """The registered-claim checks PyJWT applies once the signature holds.
+
+    One value carries them from `verify()` (construction defaults, per-call overrides) down to
+    PyJWT, so that no layer in between can drop one of them on the way.
+    """
+
+    audience: str | Iterable[str] | None
+    issuer: str | Sequence[str] | None
+    leeway: float | timedelta
+    require: tuple[str, ...]
+
+    def overridden(
+        self,
+        audience: str | Iterable[str] | None,
+        issuer: str | Sequence[str] | None,
+        leeway: float | timedelta | None,
+        require: Sequence[str] | None,
+    ) -> ClaimRules:
+        """These rules with every value that is not None replaced (per-call arguments win)."""
+        return ClaimRules(
+            self.audience if audience is None else audience,
+            self.issuer if issuer is None else issuer,
+            self.leeway if leeway is None else leeway,
+            self.require if require is None else tuple(require),
+        )
+
 
 class Header:
     """The two header members a verifier looks at, with their types checked."""
@@ -54,13 +97,13 @@ def read_header(token: object) -> Header:
         try:
             token = token.decode("ascii")
         except UnicodeDecodeError:
-            raise VerificationError(Reason.MALFORMED, None, _DETAIL[Reason.MALFORMED]) from None
+            raise refuse(Reason.MALFORMED, None) from None
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS or token.count(".") != 2:
-        raise VerificationError(Reason.MALFORMED, None, _DETAIL[Reason.MALFORMED])
+        raise refuse(Reason.MALFORMED, None)
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
-        raise VerificationError(Reason.MALFORMED, None, _DETAIL[Reason.MALFORMED]) from None
+        raise refuse(Reason.MALFORMED, None) from None
     kid = header.get("kid")
     if kid is not None and not isinstance(kid, str):
         raise VerificationError(Reason.MALFORMED, None, "kid is not a string")
@@ -73,70 +116,25 @@ def read_header(token: object) -> Header:
 
 
 def reason_for(exc: jwt.PyJWTError) -> Reason:
-    # Order matters: InvalidSignatureError is a DecodeError subclass.
-    if isinstance(exc, jwt.InvalidSignatureError):
-        return Reason.BAD_SIGNATURE
-    if isinstance(exc, jwt.ExpiredSignatureError):
-        return Reason.EXPIRED
-    if isinstance(exc, jwt.ImmatureSignatureError):
-        return Reason.NOT_YET_VALID
-    if isinstance(exc, jwt.InvalidAudienceError):
-        return Reason.BAD_AUDIENCE
-    if isinstance(exc, jwt.InvalidIssuerError):
-        return Reason.BAD_ISSUER
-    if isinstance(exc, jwt.MissingRequiredClaimError):
-        return Reason.MISSING_CLAIM
-    if isinstance(exc, jwt.InvalidAlgorithmError):
-        return Reason.WRONG_ALG
-    if isinstance(exc, jwt.DecodeError):
-        return Reason.MALFORMED
-    if isinstance(exc, jwt.InvalidTokenError):
-        return Reason.INVALID_CLAIMS
-    return Reason.ERROR  # InvalidKeyError and friends: our key, not the token
+    """The first match in `_REASONS`; anything else is ours (InvalidKeyError and friends)."""
+    return next((reason for kind, reason in _REASONS if isinstance(exc, kind)), Reason.ERROR)
 
 
 def refuse(reason: Reason, kid: str | None) -> VerificationError:
     return VerificationError(reason, kid, _DETAIL.get(reason, ""))
 
 
-def decode(
-    token: str,
-    key: Any,
-    algorithm: str,
-    *,
-    kid: str | None,
-    audience: str | Iterable[str] | None,
-    issuer: str | Sequence[str] | None,
-    leeway: float | timedelta,
-    require: Sequence[str],
-) -> dict[str, Any]:
+def decode(token: str, key: Any, algorithm: str, rules: ClaimRules, kid: str | None) -> dict[str, Any]:
     """PyJWT with exactly one algorithm; every failure becomes a VerificationError."""
     try:
-        return decode_raw(
-            token, key, algorithm, audience=audience, issuer=issuer, leeway=leeway, require=require
+        return jwt.decode(
+            token,
+            key,
+            algorithms=[algorithm],
+            audience=rules.audience,
+            issuer=rules.issuer,
+            leeway=rules.leeway,
+            options={"require": list(rules.require), "enforce_minimum_key_length": True},
         )
     except jwt.PyJWTError as exc:
         raise refuse(reason_for(exc), kid) from None
-
-
-def decode_raw(
-    token: str,
-    key: Any,
-    algorithm: str,
-    *,
-    audience: str | Iterable[str] | None,
-    issuer: str | Sequence[str] | None,
-    leeway: float | timedelta,
-    require: Sequence[str],
-) -> dict[str, Any]:
-    """Like `decode` but PyJWT's exceptions pass through, so an HMAC accept-list can tell
-    "wrong secret, try the next one" (InvalidSignatureError) from "right secret, bad claims"."""
-    return jwt.decode(
-        token,
-        key,
-        algorithms=[algorithm],
-        audience=audience,
-        issuer=issuer,
-        leeway=leeway,
-        options={"require": list(require), "enforce_minimum_key_length": True},
-    )

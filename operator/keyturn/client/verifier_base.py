@@ -1,4 +1,4 @@
-"""What JwksVerifier and HmacVerifier share: counting every validation, lifecycle, metrics.
+"""What JwksVerifier and HmacVerifier share: counting every validation, options, key lookup.
 
 Counting lives here, around the key-specific check, so that no path through a verifier (not
 even a bug) can skip `jwt_validations_total`: the analysis gate divides successes by *all*
@@ -7,61 +7,58 @@ validations, and an uncounted failure would make a broken rotation look healthy.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
-from typing import Any, Generic, Protocol, Self, TypeVar
+from typing import Any, Final, TypedDict, TypeVar
 
 from keyturn.client.errors import VerificationError
-from keyturn.client.metrics import ClientMetrics, default_metrics
+from keyturn.client.holder import KeyHolder
+from keyturn.client.metrics import ClientMetrics
 from keyturn.client.reasons import Reason
-from keyturn.client.sources import KeySource
+from keyturn.client.sources import KeySource, S
+from keyturn.client.tokens import ClaimRules
 
-DEFAULT_LEEWAY_S = 5.0
-DEFAULT_REQUIRE = ("exp",)
+__all__ = ["DEFAULT_LEEWAY_S", "DEFAULT_REQUIRE", "BaseVerifier", "VerifierOptions"]
 
+DEFAULT_LEEWAY_S: Final = 5.0
+DEFAULT_REQUIRE: Final = ("exp",)
 
-class Snapshot(Protocol):
-    @property
-    def kids(self) -> tuple[str, ...]: ...
-
-    def describe(self) -> str: ...
+K = TypeVar("K")
 
 
-S = TypeVar("S", bound=Snapshot)
+class VerifierOptions(TypedDict, total=False):
+    """The keyword arguments every verifier constructor takes; see BaseVerifier for defaults.
+
+    Spelled once so that each `from_*` constructor passes them on unchanged instead of
+    repeating (and possibly mis-defaulting) them.
+    """
+
+    metrics: ClientMetrics | None
+    audience: str | Iterable[str] | None
+    issuer: str | Sequence[str] | None
+    leeway: float | timedelta
+    require: Sequence[str]
 
 
-def _forget(source: KeySource[object], metrics: ClientMetrics, owner: object) -> None:
-    source.close()
-    metrics.forget(owner)
+def _publish_kids(metrics: ClientMetrics, owner: object, snapshot: S) -> None:
+    metrics.set_loaded(owner, snapshot.kids)
 
 
-class BaseVerifier(Generic[S]):
+class BaseVerifier(KeyHolder[S]):
     """Use the `from_*` constructors of the subclasses; this one wires a source to the metrics."""
 
     def __init__(
         self,
-        make_source: Callable[[Callable[[S], None], ClientMetrics], KeySource[S]],
+        source: KeySource[S],
         *,
-        metrics: ClientMetrics | None,
-        audience: str | Iterable[str] | None,
-        issuer: str | Sequence[str] | None,
-        leeway: float | timedelta,
-        require: Sequence[str],
+        metrics: ClientMetrics | None = None,
+        audience: str | Iterable[str] | None = None,
+        issuer: str | Sequence[str] | None = None,
+        leeway: float | timedelta = DEFAULT_LEEWAY_S,
+        require: Sequence[str] = DEFAULT_REQUIRE,
     ) -> None:
-        self._metrics = metrics if metrics is not None else default_metrics()
-        owner = object()  # our key in the shared gauges; not `self`, so we can be collected
-        metrics_ = self._metrics
-
-        def on_change(snapshot: S) -> None:
-            metrics_.set_loaded(owner, snapshot.kids)
-
-        self._source = make_source(on_change, self._metrics)
-        self._audience = audience
-        self._issuer = issuer
-        self._leeway = leeway
-        self._require = tuple(require)
-        self._finalizer = weakref.finalize(self, _forget, self._source, self._metrics, owner)
+        super().__init__(source, metrics, _publish_kids)
+        self._rules = ClaimRules(audience, issuer, leeway, tuple(require))
 
     # ------------------------------------------------------------------ public API
 
@@ -82,13 +79,7 @@ class BaseVerifier(Generic[S]):
         success rate that the analysis gate reads.
         """
         try:
-            claims, kid = self._check(
-                token,
-                audience=self._audience if audience is None else audience,
-                issuer=self._issuer if issuer is None else issuer,
-                leeway=self._leeway if leeway is None else leeway,
-                require=self._require if require is None else tuple(require),
-            )
+            claims, kid = self._check(token, self._rules.overridden(audience, issuer, leeway, require))
         except VerificationError as exc:
             if record:
                 self._metrics.record_validation(exc.reason, exc.kid)
@@ -110,38 +101,18 @@ class BaseVerifier(Generic[S]):
         """Kids and load problems, for logs and health endpoints (never key material)."""
         return self._source.get().describe()
 
-    def refresh(self) -> None:
-        """Load the keys now; raises KeySourceError (and keeps the old keys) on failure."""
-        self._source.reload()
+    # ------------------------------------------------------------------ for subclasses
 
-    def start_watching(self, interval: float = 1.0) -> Self:
-        """Also look for new keys from a daemon thread, so idle processes and metrics follow."""
-        self._source.start_watching(interval)
-        return self
-
-    def close(self) -> None:
-        """Stop the watcher and withdraw this verifier's kids from `jwt_keys_loaded`."""
-        self._finalizer()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._source.get().describe()})"
-
-    # ------------------------------------------------------------------ subclass hook
-
-    def _check(
-        self,
-        token: str,
-        *,
-        audience: str | Iterable[str] | None,
-        issuer: str | Sequence[str] | None,
-        leeway: float | timedelta,
-        require: tuple[str, ...],
-    ) -> tuple[dict[str, Any], str | None]:
+    def _check(self, token: str, rules: ClaimRules) -> tuple[dict[str, Any], str | None]:
         """Claims and the kid to count them under, or VerificationError."""
         raise NotImplementedError
+
+    def _find(self, lookup: Callable[[S], K | None]) -> tuple[S, K | None]:
+        """The snapshot and what `lookup` found in it; when it found nothing, the source looks
+        again right away first, so a key published a moment ago is not refused for long."""
+        snapshot = self._source.get()
+        found = lookup(snapshot)
+        if found is None:
+            snapshot = self._source.refresh_now()
+            found = lookup(snapshot)
+        return snapshot, found
