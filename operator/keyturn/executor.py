@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from keyturn import failpoints, keygen, metrics, secret_render
-from keyturn.adapters.configmaps import ConfigMaps
+from keyturn import crypto, failpoints, keygen, metrics, secret_render
+from keyturn.adapters.configmaps import ConfigMaps, ConfigMapSnapshot
 from keyturn.adapters.events import Events
 from keyturn.adapters.keysets import Keysets, owner_reference
+from keyturn.adapters.kube import KEYSET_LABEL
 from keyturn.adapters.secrets import STATE_ANNOTATION, Secrets, SecretSnapshot, SecretWrite
 from keyturn.domain import jwks, policies, record
 from keyturn.domain import status as status_view
@@ -37,7 +38,7 @@ TIMING_REASONS = frozenset(
     {Reason.GRACE_TOO_SHORT, Reason.PUBLISH_AHEAD_TOO_SHORT, Reason.RETENTION_TOO_SHORT, Reason.UNKNOWN_KID}
 )
 # Stalls fixed outside the JwtKeySet (no event reaches Keyturn for them) are re-checked this often.
-EXTERNAL_REASONS = frozenset({Reason.PASSPHRASE_MISSING, Reason.SECRET_CONFLICT})
+EXTERNAL_REASONS = frozenset({Reason.PASSPHRASE_MISSING, Reason.SECRET_CONFLICT, Reason.JWKS_CONFLICT})
 STALLED_RECHECK = timedelta(seconds=10)
 # A keyset with nothing due still wakes up this often, to notice a lost watch event.
 MAX_SLEEP = timedelta(hours=1)
@@ -98,10 +99,19 @@ class Executor:
             spec = parse_spec(name, namespace, obj.get("spec") or {})
         except SpecError as exc:
             await self._stalled(obj, Ring(), [Violation(Reason.INVALID_SPEC, str(exc))], now)
-            return Outcome()
+            return Outcome(wake_at=now + MAX_SLEEP)
 
         snapshot = await self.secrets.read(namespace, spec.secret.name)
         ring, violations = self._load_ring(spec, snapshot)
+        published = None if spec.symmetric else await self.configmaps.read(namespace, spec.jwks_config_map)
+        if published is not None and published.labels.get(KEYSET_LABEL) != spec.name:
+            violations.append(
+                Violation(
+                    Reason.JWKS_CONFLICT,
+                    f"ConfigMap {spec.jwks_config_map} already exists and is not this keyset's JWKS; "
+                    "set spec.jwks.configMapName to an unused name (Keyturn never overwrites it)",
+                )
+            )
         passphrase = None
         if spec.secret.passphrase is not None:
             ref = spec.secret.passphrase
@@ -124,7 +134,7 @@ class Executor:
             await self._stalled(obj, ring, violations, now)
             # A missing passphrase Secret or a foreign Secret is fixed outside the JwtKeySet: look again.
             external = any(v.reason in EXTERNAL_REASONS for v in violations)
-            return Outcome(wake_at=now + STALLED_RECHECK if external else None)
+            return Outcome(wake_at=now + (STALLED_RECHECK if external else MAX_SLEEP))
 
         rollout_state = await self.rollouts.observe(obj, spec, ring, now)
         observed = self._observations(rollout_state)
@@ -132,9 +142,14 @@ class Executor:
         stored = dict(snapshot.data) if snapshot else {}
         the_plan = plan(spec, ring, now, requests, observed)
         if the_plan.needs_fresh:
-            the_plan = await self._with_fresh_keys(
-                spec, ring, now, requests, observed, the_plan, stored, passphrase
-            )
+            try:
+                the_plan = await self._with_fresh_keys(
+                    spec, ring, now, requests, observed, the_plan, stored, passphrase
+                )
+            except (ValueError, crypto.KeySelfTestError) as exc:  # never key material in these messages
+                violation = Violation(Reason.KEY_GENERATION_FAILED, f"generating a key failed: {exc}")
+                await self._stalled(obj, ring, [violation], now)
+                return Outcome(wake_at=now + STALLED_RECHECK)
 
         lost = snapshot is None and bool((obj.get("status") or {}).get("currentKid"))
         try:
@@ -145,7 +160,7 @@ class Executor:
             return Outcome(wake_at=now + STALLED_RECHECK)
         if wrote:
             failpoints.hit("after-secret-write")
-        await self._write_jwks(obj, spec, the_plan.ring)
+        await self._write_jwks(obj, spec, the_plan.ring, published)
         if lost:
             await self._announce(
                 obj,
@@ -188,8 +203,9 @@ class Executor:
             return Ring(), [
                 Violation(
                     Reason.SECRET_CONFLICT,
-                    f"Secret {spec.secret.name} already exists and {why}; set spec.secret.name to an unused "
-                    "name (Keyturn never overwrites a Secret it did not create)",
+                    f"Secret {spec.secret.name} already exists and {why}; Keyturn never overwrites a "
+                    "Secret it did not create: remove that Secret if it is not needed, or recreate this "
+                    "JwtKeySet with an unused spec.secret.name (it cannot change once set)",
                 )
             ]
         try:
@@ -219,7 +235,7 @@ class Executor:
         stored: dict[str, str],
         passphrase: bytes | None,
     ) -> Plan:
-        taken = {k.kid for k in ring.keys} | set(ring.revoked_kids)
+        taken = {k.kid for k in ring.keys} | set(ring.revoked_kids) | {r.kid for r in spec.revoked}
         generated = await asyncio.to_thread(
             keygen.generate,
             spec,
@@ -274,13 +290,14 @@ class Executor:
         )
         return True
 
-    async def _write_jwks(self, obj: Mapping[str, Any], spec: Spec, ring: Ring) -> None:
+    async def _write_jwks(
+        self, obj: Mapping[str, Any], spec: Spec, ring: Ring, current: ConfigMapSnapshot | None
+    ) -> None:
         if spec.symmetric:
             return  # an HMAC key is never published; verifiers read it from the Secret
-        text = jwks.render(jwks.build(ring))
-        current = await self.configmaps.read(spec.namespace, spec.jwks_config_map)
         owner = owner_reference(obj) if spec.secret.deletion_policy == "Delete" else None
         owner_uids = (owner["uid"],) if owner else ()
+        text = jwks.render(jwks.build(ring))
         if (
             current is not None
             and dict(current.data) == {spec.jwks_key: text}
@@ -314,7 +331,6 @@ class Executor:
     async def _stalled(
         self, obj: Mapping[str, Any], ring: Ring, violations: list[Violation], now: datetime
     ) -> None:
-        meta = obj["metadata"]
         old_status = obj.get("status") or {}
         stalled_before = any(
             c.get("type") == "Stalled"
@@ -325,7 +341,6 @@ class Executor:
         if not stalled_before:
             for violation in violations:
                 await self._announce(obj, violation.reason, violation.message, warning=True, kids=())
-        metrics.STALLED.labels(meta["namespace"], meta["name"]).set(1)
         await self._write_status(obj, ring, None, violations, status_view.Observed(), now)
 
     async def _write_status(
@@ -348,8 +363,8 @@ class Executor:
             existing=existing,
             now=now,
         )
-        if not violations:
-            metrics.STALLED.labels(meta["namespace"], meta["name"]).set(0)
+        stalled = any(c["type"] == "Stalled" and c["status"] == "True" for c in desired["conditions"])
+        metrics.STALLED.labels(meta["namespace"], meta["name"]).set(1 if stalled else 0)  # also when Paused
         diff = {k: v for k, v in desired.items() if _differs(existing.get(k), v)}
         if diff:
             await self.keysets.patch_status(meta["namespace"], meta["name"], diff)

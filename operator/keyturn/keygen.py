@@ -12,6 +12,8 @@ from keyturn import crypto
 from keyturn.domain.model import FreshKey
 from keyturn.domain.spec import Spec
 
+MAX_SERIAL_SKIPS = 1000
+
 
 @dataclass(frozen=True)
 class Generated:
@@ -26,13 +28,22 @@ class Generated:
 def generate(
     spec: Spec, *, first_serial: int, count: int, now: datetime, passphrase: bytes | None, taken: set[str]
 ) -> list[Generated]:
-    """`taken` holds every kid ever used (live and revoked): a kid is never reused."""
+    """`taken` holds every kid ever used (live and revoked): a kid is never reused.
+
+    A template kid that is taken (a keyset starting over after its Secret was lost, with old kids in
+    spec.revokedKids) moves on to the next serial; a thumbprint never collides.
+    """
     out: list[Generated] = []
-    for serial in range(first_serial, first_serial + count):
+    serial = first_serial - 1
+    for _ in range(count):
         material = crypto.generate(spec.algorithm, key_size=spec.key_size, secret_length=spec.secret_length)
-        kid = _kid(spec, material, serial, now)
-        if kid in taken:
-            raise ValueError(f"kid {kid} was already used by this keyset; check kid.template")
+        for _attempt in range(MAX_SERIAL_SKIPS):
+            serial += 1
+            kid = _kid(spec, material, serial, now)
+            if kid not in taken:
+                break
+        else:
+            raise ValueError(f"no unused kid after {MAX_SERIAL_SKIPS} serials; check kid.template")
         crypto.self_test(material, kid)
         taken.add(kid)
         symmetric = crypto.is_symmetric(spec.algorithm)

@@ -120,9 +120,7 @@ class Rollouts:
             )
         if decision.failure is None:
             self._announced.pop((key, "failure"), None)
-            result.view = RolloutView(
-                revisions(ring)[Role.BOTH], tuple(views), decision.in_progress, None
-            )
+            result.view = RolloutView(revisions(ring)[Role.BOTH], tuple(views), decision.in_progress, None)
         result.wake_at = _earliest(decision.wake_at, result.wake_at)
         return result
 
@@ -153,11 +151,11 @@ class Rollouts:
     ) -> None:
         settings = spec.analysis
         # The analysis on show is the newest one: the current key's, or the one that just failed.
-        analysed = [k for k in ring.keys if k.analysis_started_at is not None]
-        current = max(analysed, key=lambda k: k.analysis_started_at or now, default=None)
-        if settings is None or current is None or current.analysis_started_at is None:
+        analysed = [k for k in ring.keys if k.signers_ready_at is not None]
+        current = max(analysed, key=lambda k: k.signers_ready_at or now, default=None)
+        if settings is None or current is None or current.signers_ready_at is None:
             return
-        started = current.analysis_started_at
+        started = current.signers_ready_at
         cache = self._samples.setdefault((spec.namespace, spec.name, current.kid, started), {})
         assessment = gate.assess(settings, started, now, cache)
         if query and assessment.due and current.analysis_result is None and current is ring.current:

@@ -418,3 +418,14 @@ def test_material_removed_by_hand_stalls_until_the_kid_is_revoked(
         "hand", lambda s: s.get("phase") == "Ready" and s.get("nextKid") not in (None, nxt), 30, "recovered"
     )
     assert {k["kid"]: k["state"] for k in status["keys"]}[nxt] == "revoked"
+
+
+def test_a_foreign_configmap_is_never_overwritten(kube: Kube, keyturn: OperatorProcess) -> None:
+    kube.core.create_namespaced_config_map(
+        kube.namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="theirs-jwks"), data={"a": "b"})
+    )
+    kube.create_keyset("theirs", {"algorithm": "ES256", "rotation": SLOW})
+    cond = kube.wait_condition("theirs", "Stalled", "True")
+    assert cond["reason"] == "JwksConflict"
+    assert kube.core.read_namespaced_config_map("theirs-jwks", kube.namespace).data == {"a": "b"}
+    assert kube.secret("theirs") is None  # nothing generated while stalled

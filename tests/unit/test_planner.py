@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from keyturn.domain import jwks, record
+from keyturn import keygen
+from keyturn.domain import jwks, policies, record
 from keyturn.domain.model import AnalysisResult, KeyState, Operation, Ring, Trigger
 from keyturn.domain.planner import Emergency, Observations, Requests, plan
 from keyturn.domain.policies import Reason
@@ -21,8 +22,13 @@ def states(ring: Ring) -> dict[str, str]:
 
 
 def initialized(the_spec: Spec | None = None) -> tuple[Spec, Ring]:
+    """A new keyset after its first pass and the follow-up pass that records its signer wave."""
     the_spec = the_spec or spec()
-    return the_spec, step(the_spec, Ring(), T0).ring
+    first = step(the_spec, Ring(), T0).ring
+    assert first.current is not None and first.current.signers_ready_at is None
+    settled = step(the_spec, first, T0).ring
+    assert settled.current is not None and settled.current.signers_ready_at == T0
+    return the_spec, settled
 
 
 def test_first_pass_creates_a_current_and_a_prepared_next_key() -> None:
@@ -206,9 +212,9 @@ ANALYSIS = {"prometheus": {"address": "http://prom:9090", "query": "up"}, "count
 def test_analysis_starts_after_signers_and_failure_rolls_back() -> None:
     the_spec, ring = initialized(spec(analysis=ANALYSIS))
     ring = step(the_spec, ring, T0 + DAY, observed=Observations(signers_ready=False)).ring
-    assert ring.current.analysis_started_at is None  # type: ignore[union-attr]
+    assert ring.current.signers_ready_at is None  # type: ignore[union-attr]
     ring = step(the_spec, ring, T0 + DAY + HOUR).ring
-    assert ring.current.analysis_started_at == T0 + DAY + HOUR  # type: ignore[union-attr]
+    assert ring.current.signers_ready_at == T0 + DAY + HOUR  # type: ignore[union-attr]
     # no scheduled rotation while the analysis runs, even when overdue
     assert step(the_spec, ring, T0 + 3 * DAY).ring.current.kid == "k2"  # type: ignore[union-attr]
     failed = step(
@@ -321,3 +327,50 @@ def test_emergency_naming_only_revoked_kids_is_rejected() -> None:
     result = step(the_spec, ring, T0 + HOUR, Requests(emergency=Emergency("inc-9", revoke_kids=("k2",))))
     ack = result.ring.handled.emergency("inc-9")
     assert ack is not None and ack.result == "Rejected" and "already revoked" in ack.message
+
+
+def test_a_signer_failure_after_the_wave_never_undoes_an_established_key() -> None:
+    the_spec, ring = initialized()
+    ring = step(the_spec, ring, T0 + DAY).ring  # rotation: k2 current
+    ring = step(the_spec, ring, T0 + DAY + HOUR).ring  # signers loaded k2: the wave is over
+    assert ring.current is not None and ring.current.signers_ready_at == T0 + DAY + HOUR
+    later = step(
+        the_spec, ring, T0 + DAY + 5 * HOUR, observed=Observations(signer_failure="new-app: timeout")
+    )
+    assert later.ring.current.kid == "k2"  # type: ignore[union-attr]
+    assert later.paused is Reason.ROLLOUT_PAUSED
+
+
+def test_a_signer_failure_with_nothing_to_roll_back_to_pauses_without_writing() -> None:
+    the_spec, ring = initialized()
+    ring = step(the_spec, ring, T0 + DAY).ring
+    rolling = Observations(signers_ready=False)  # the signer wave of k2 is still under way
+    ring = step(
+        the_spec, ring, T0 + DAY, Requests(emergency=Emergency("inc-10", revoke_kids=("k1",))), rolling
+    ).ring
+    failing = Observations(signer_failure="api: timeout")
+    first = step(the_spec, ring, T0 + DAY + HOUR, observed=failing)
+    second = step(the_spec, first.ring, T0 + DAY + 2 * HOUR, observed=failing)
+    assert first.paused is Reason.ROLLBACK_IMPOSSIBLE and "no previous key" in first.paused_message
+    assert record.dumps(second.ring) == record.dumps(first.ring)  # no history entry per pass
+
+
+def test_revoked_kids_of_a_keyset_starting_over_are_a_deny_list_not_a_stall() -> None:
+    listed = spec(revokedKids=[{"kid": "old-1", "reason": "key_compromise"}])
+    assert policies.check(listed, Ring()) == []  # new keyset, or its Secret was lost
+    _, ring = initialized()
+    assert [v.reason for v in policies.check(listed, ring)] == [Reason.UNKNOWN_KID]
+
+
+def test_template_kids_skip_serials_whose_kid_was_revoked() -> None:
+    template = spec(algorithm="ES256", kid={"strategy": "Template", "template": "{date}_v{n}_prod"})
+    made = keygen.generate(
+        template,
+        first_serial=1,
+        count=2,
+        now=T0,
+        passphrase=None,
+        taken={"20260301_v1_prod", "20260301_v2_prod"},
+    )
+    assert [g.fresh.kid for g in made] == ["20260301_v3_prod", "20260301_v4_prod"]
+    assert [g.fresh.serial for g in made] == [3, 4]

@@ -74,7 +74,8 @@ class Key:
     # Analysis bookkeeping for the key while it is current (crash-safe: it lives in the Secret).
     activation: Operation | None = None
     activated_by: Trigger | None = None
-    analysis_started_at: datetime | None = None
+    # When every signer target had loaded the key (its signer wave ended); analysis measures from here.
+    signers_ready_at: datetime | None = None
     analysis_result: AnalysisResult | None = None
 
     def evolve(self, **changes: Any) -> Key:

@@ -130,6 +130,8 @@ class _Planner:
     paused_message: str = ""
     last_trigger: Trigger = Trigger.SCHEDULED
     revoked_current: bool = False
+    # Keys made current in this pass: the observations were taken before they signed.
+    activated_here: set[str] = field(default_factory=set)
 
     def run(self) -> Plan:
         self.keys = list(self.ring.keys)
@@ -220,6 +222,8 @@ class _Planner:
         self.keys.append(key)
         self._record(Operation.GENERATE, [key.kid], trigger, f"published as {state}", "Succeeded")
         self.last_trigger = trigger
+        if active:
+            self.activated_here.add(key.kid)
         return key
 
     def _demote(self, key: Key, state: KeyState, reason: str | None = None) -> Key:
@@ -237,6 +241,7 @@ class _Planner:
 
     def _activate(self, key: Key, operation: Operation, trigger: Trigger) -> Key:
         self.last_trigger = trigger
+        self.activated_here.add(key.kid)
         return self._replace(
             key,
             key.evolve(
@@ -247,7 +252,7 @@ class _Planner:
                 demoted_at=None,
                 remove_from_jwks_at=None,
                 purge_at=None,
-                analysis_started_at=None,
+                signers_ready_at=None,
                 analysis_result=None,
             ),
         )
@@ -381,13 +386,22 @@ class _Planner:
         self._rollback(Trigger.MANUAL, "requested with keyturn.dev/rollback")
 
     def _rollout_failure(self) -> None:
+        """Only the signer wave of a rotation can be undone, and only onto a key still `previous`."""
         failure = self.observed.signer_failure
         current = self._find(KeyState.CURRENT)
         if failure is None or current is None:
             return
-        undoable = current.activation is Operation.ROTATE and current.analysis_result is None
-        if self.spec.rollout.on_failure == "Rollback" and undoable:
+        undoable = (
+            current.activation is Operation.ROTATE
+            and current.signers_ready_at is None
+            and current.analysis_result is None
+        )
+        has_previous = any(k.state is KeyState.PREVIOUS for k in self.keys)
+        if self.spec.rollout.on_failure == "Rollback" and undoable and has_previous:
             self._rollback(Trigger.ROLLOUT, failure)
+        elif self.spec.rollout.on_failure == "Rollback" and undoable:
+            self.paused = Reason.ROLLBACK_IMPOSSIBLE
+            self.paused_message = f"{failure}; no previous key is left to roll back to"
         else:
             self.paused, self.paused_message = Reason.ROLLOUT_PAUSED, failure
 
@@ -409,11 +423,14 @@ class _Planner:
                 "keyturn.dev/rotate or keyturn.dev/rollback once you have looked"
             )
             return
-        if analysis is None or not self._analysing(current):
+        if current.signers_ready_at is None:
+            # The signer wave of this activation is over: from now on a failing target no longer
+            # undoes the key, and the analysis (if any) measures from here.
+            ready = self.observed.signers_ready and self.observed.signer_failure is None
+            if ready and current.kid not in self.activated_here:
+                self._replace(current, current.evolve(signers_ready_at=self.now))
             return
-        if current.analysis_started_at is None:
-            if self.observed.signers_ready:
-                self._replace(current, current.evolve(analysis_started_at=self.now))
+        if analysis is None or not self._analysing(current):
             return
         verdict = self.observed.analysis
         if verdict is None:

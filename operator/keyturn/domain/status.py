@@ -104,6 +104,7 @@ def build(
             "targets": [{k: v for k, v in vars(t).items() if v != ""} for t in observed.rollout.targets],
         },
     }
+    status["analysis"] = None  # cleared once no key has an analysis to show
     if observed.analysis is not None:
         view = observed.analysis
         status["analysis"] = {

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from keyturn.domain.durations import format_duration
 from keyturn.domain.model import Ring
 from keyturn.domain.spec import RolloutSpec
 
@@ -181,7 +182,7 @@ def decide(
                 why = (
                     "ProgressDeadlineExceeded"
                     if target.deadline_exceeded
-                    else f"not complete after {rollout.timeout}"
+                    else f"not complete after {format_duration(rollout.timeout)}"
                 )
                 failure, failure_message = (
                     target,
