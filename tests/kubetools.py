@@ -32,12 +32,16 @@ def free_port() -> int:
 
 @dataclass
 class OperatorProcess:
-    """`python -m keyturn run` as a child process, watching only the test's namespace."""
+    """`python -m keyturn run` as a child process, watching only the test's namespace.
+
+    Standalone unless `extra_args` (appended to `keyturn run`) name a peering: `--peering NAME`.
+    """
 
     kubeconfig: Path
     namespace: str
     log_path: Path
     env_extra: dict[str, str] = field(default_factory=dict)
+    extra_args: list[str] = field(default_factory=list)
     kubeconfig_override: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
     metrics_port: int = 0
@@ -60,13 +64,14 @@ class OperatorProcess:
                 "run",
                 "--namespace",
                 self.namespace,
-                "--standalone",
+                *([] if self.peering else ["--standalone"]),
                 "--metrics-port",
                 str(self.metrics_port),
                 "--health-port",
                 str(free_port()),
                 "--log-format",
                 "json",
+                *self.extra_args,
             ],
             stdout=handle,
             stderr=subprocess.STDOUT,
@@ -74,6 +79,10 @@ class OperatorProcess:
             cwd=ROOT,
         )
         handle.close()
+
+    @property
+    def peering(self) -> bool:
+        return any(a == "--peering" or a.startswith("--peering=") for a in self.extra_args)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

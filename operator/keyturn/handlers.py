@@ -26,6 +26,10 @@ _EXECUTOR: list[Executor] = []
 TARGET_ANNOTATION = "keyturn.dev/keyset"
 MAX_BACKOFF = 300.0
 
+# True when `keyturn run` serves only namespaces named exactly by --namespace; operator_main.run sets
+# it before kopf starts, and configure() then turns kopf's cluster scanning off.
+fixed_namespaces: bool = False
+
 
 def _waker(namespace: str, name: str) -> asyncio.Event:
     return _WAKERS.setdefault((namespace, name), asyncio.Event())
@@ -46,6 +50,12 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.label_selectors["v1", "configmaps"] = selector
     settings.networking.request_timeout = 60
     settings.watching.server_timeout = 300
+    # kopf scans the cluster with cluster-scoped list/watch calls: Namespaces (to match namespace
+    # globs) and CRDs (to start serving a resource whose CRD appears at runtime). Given exact
+    # namespaces it needs neither: it serves those, with the resources that API discovery (open to
+    # every authenticated client) shows at startup, so a namespaced operator needs no cluster-scoped
+    # permission. The price: a JwtKeySet CRD installed after the start is served after a restart.
+    settings.scanning.disabled = fixed_namespaces
     if not _EXECUTOR:
         _EXECUTOR.append(Executor(api_client()))
 
@@ -89,6 +99,9 @@ async def keyset_daemon(stopped: kopf.DaemonStopped, namespace: str | None, name
         with contextlib.suppress(asyncio.CancelledError):
             await stopping
         _WAKERS.pop((namespace, name), None)
+        # Paused by a peer, deleted, or shutting down: stop exporting this keyset's series, or a
+        # standby replica would keep reporting key ages that the active one has moved past.
+        metrics.forget(namespace, name)
 
 
 def _seconds_until(moment: datetime | None) -> float | None:

@@ -30,6 +30,8 @@ def run(
         start_http_server(metrics_port)
     if peering is not None and priority is None:
         priority = secrets.randbelow(1_000_000_000) + 1
+    # Exact names only: a kopf namespace glob ("team-*", "!kube-system") needs kopf's scanning.
+    handlers.fixed_namespaces = bool(namespaces) and not any(set(ns) & set("*?!,") for ns in namespaces)
     log.info("keyturn starting", extra={"reason": "Starting"})
     assert handlers.keyset_daemon is not None
     asyncio.run(

@@ -59,8 +59,9 @@ NAMESPACED_GRANTS = {
     ("", "events", "create", ""),
     *(("apps", "deployments", v, "") for v in ("get", "list", "watch", "patch")),
 }
+# kopf's scanning, cluster-wide mode only: a namespaced operator turns it off and needs nothing
+# cluster-scoped.
 CRD_GRANTS = {("apiextensions.k8s.io", "customresourcedefinitions", v, "") for v in ("list", "watch")}
-NAMESPACE_GRANTS = {("", "namespaces", v, "") for v in ("list", "watch")}
 
 
 def peering_grants(resource: str, name: str) -> set[tuple[str, str, str, str]]:
@@ -230,11 +231,54 @@ def test_schema_refuses_bad_values(
     assert complaint in result.stderr
 
 
-def test_more_than_one_replica_is_refused_with_the_reason(helm: Path, tmp_path: Path) -> None:
-    """kopf pauses every peer sharing the top priority; two replicas of `keyturn run` would both stop."""
-    result = template(helm, tmp_path, {"replicas": 2})
+def pdbs(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [o for o in objs if o["kind"] == "PodDisruptionBudget"]
+
+
+@pytest.mark.parametrize("replicas", [2, 3])
+def test_several_replicas_get_a_disruption_budget_of_one(helm: Path, tmp_path: Path, replicas: int) -> None:
+    objs = rendered(helm, tmp_path, {"replicas": replicas})
+    assert one(objs, "Deployment")["spec"]["replicas"] == replicas
+    (pdb,) = pdbs(objs)
+    assert pdb["apiVersion"] == "policy/v1"
+    assert pdb["spec"] == {"minAvailable": 1, "selector": one(objs, "Deployment")["spec"]["selector"]}
+
+
+def test_a_single_replica_gets_no_disruption_budget(helm: Path, tmp_path: Path) -> None:
+    """A budget of one for a single Pod would block every node drain."""
+    objs = rendered(helm, tmp_path, {"replicas": 1})
+    assert one(objs, "Deployment")["spec"]["replicas"] == 1
+    assert not pdbs(objs)
+
+
+def test_several_replicas_without_peering_are_refused_with_the_reason(helm: Path, tmp_path: Path) -> None:
+    """Standalone replicas would all act on the same keysets."""
+    result = template(helm, tmp_path, {"peering": {"enabled": False}})
     assert result.returncode != 0
-    assert "both stop handling keysets" in result.stderr
+    assert "replicas > 1 needs peering.enabled" in result.stderr
+    single = rendered(helm, tmp_path, {"peering": {"enabled": False}, "replicas": 1})
+    assert "--standalone" in container(single)["args"]
+    assert not [o for o in single if o["kind"] in ("ClusterKopfPeering", "KopfPeering")]
+
+
+def test_replicas_prefer_different_nodes_unless_told_otherwise(helm: Path, tmp_path: Path) -> None:
+    pod = one(rendered(helm, tmp_path, {}), "Deployment")["spec"]["template"]["spec"]
+    assert pod["topologySpreadConstraints"] == [
+        {
+            "maxSkew": 1,
+            "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "ScheduleAnyway",  # soft: one node still runs every replica
+            "labelSelector": {
+                "matchLabels": {"app.kubernetes.io/name": "keyturn", "app.kubernetes.io/instance": "keyturn"}
+            },
+            "matchLabelKeys": ["pod-template-hash"],
+        }
+    ]
+    own = [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule"}]
+    pod = one(rendered(helm, tmp_path, {"topologySpreadConstraints": own}), "Deployment")["spec"]["template"][
+        "spec"
+    ]
+    assert pod["topologySpreadConstraints"] == own
 
 
 def test_default_values_render_a_cluster_wide_operator(helm: Path, tmp_path: Path) -> None:
@@ -246,6 +290,7 @@ def test_default_values_render_a_cluster_wide_operator(helm: Path, tmp_path: Pat
         "ClusterRoleBinding",
         "ConfigMap",
         "Deployment",
+        "PodDisruptionBudget",
         "Service",
         "ServiceAccount",
     ]
@@ -263,7 +308,8 @@ def test_default_values_render_a_cluster_wide_operator(helm: Path, tmp_path: Pat
         "clusterkopfpeerings", "keyturn"
     )
     deployment = one(objs, "Deployment")
-    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["replicas"] == 2  # one acts, one stands by (peering priorities)
+    assert one(objs, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
     assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
     pod = deployment["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "keyturn"
@@ -291,20 +337,12 @@ def test_namespaced_values_render_a_role_per_namespace(helm: Path, tmp_path: Pat
         ("team-b", "keyturn"),
     ]
     assert not [o for o in objs if o["kind"] == "ClusterKopfPeering"]
-    # Only kopf's cluster-wide reads are cluster-scoped; the keys' objects are granted per namespace.
-    (scanning,) = [
-        o for o in objs if o["kind"] == "ClusterRole" and o["metadata"]["name"] == "keyturn-scanning"
-    ]
-    assert {
-        (g, r, v)
-        for rule in scanning["rules"]
-        for g in rule["apiGroups"]
-        for r in rule["resources"]
-        for v in rule["verbs"]
-    } == {(g, r, v) for g, r, v, _ in CRD_GRANTS | NAMESPACE_GRANTS}
-    assert grants(objs, "keyturn") == NAMESPACED_GRANTS | CRD_GRANTS | NAMESPACE_GRANTS | peering_grants(
-        "kopfpeerings", "keyturn"
-    )
+    # Fully namespaced: nothing cluster-scoped is bound to the operator (kopf's scanning is off).
+    assert not [o for o in objs if o["kind"] == "ClusterRoleBinding"]
+    assert {o["metadata"]["name"] for o in objs if o["kind"] == "ClusterRole"} == {
+        f"keyturn-{r}" for r in ("view", "edit", "admin", "emergency-responder")
+    }  # the people's roles (rbac.userRoles), bound by nobody here
+    assert grants(objs, "keyturn") == NAMESPACED_GRANTS | peering_grants("kopfpeerings", "keyturn")
     args = container(objs)["args"]
     assert "--namespace=team-a" in args and "--namespace=team-b" in args
     cli.parser().parse_args(args)
@@ -603,8 +641,8 @@ def installed(
 
 
 def scale_to_zero(api: ApiClient, namespace: str, release: str, deployment: str) -> None:
-    """Stops the installed replica (a real operator where nodes are real, e.g. kind), so that the
-    test's process is the only operator: two would share peering and priority, and both pause."""
+    """Stops the installed replicas (real operators where nodes are real, e.g. kind), so that the
+    test's process is the only operator: it could otherwise stand by for one of higher priority."""
     client.AppsV1Api(api).patch_namespaced_deployment_scale(deployment, namespace, {"spec": {"replicas": 0}})
     core = client.CoreV1Api(api)
     selector = f"app.kubernetes.io/instance={release}"
@@ -678,7 +716,7 @@ def test_the_operator_rotates_with_nothing_but_the_charts_service_account(
             assert ("--namespace=" + watched in args) == (mode == "namespaced")
             assert f"--peering={fullname}" in args
             ready = client.AppsV1Api(api).read_namespaced_deployment(fullname, namespace).status
-            assert ready is not None and ready.available_replicas == 1  # the Pod was admitted as restricted
+            assert ready is not None and ready.available_replicas == 2  # the Pods were admitted as restricted
             scale_to_zero(api, namespace, release, fullname)
 
             # RBAC reaches the authorizer asynchronously: start only once every grant is in effect.
@@ -698,6 +736,9 @@ def test_the_operator_rotates_with_nothing_but_the_charts_service_account(
             )
             assert not allowed(api, user, ("", "secrets", "delete", ""), watched)
             assert not allowed(api, user, ("", "pods", "list", ""), watched)
+            if mode == "namespaced":  # nothing cluster-scoped: the operator turns kopf's scanning off
+                for scan in (*CRD_GRANTS, ("", "namespaces", "list", ""), ("", "namespaces", "watch", "")):
+                    assert not allowed(api, user, scan, None), scan
 
             operator = ChartOperator(
                 kubeconfig=Path(cluster.kubeconfig),

@@ -245,6 +245,26 @@ def test_the_committed_deployment_runs_hardened_with_the_images_user() -> None:
     assert "--peering=keyturn" in container["args"]
 
 
+def test_the_committed_deployment_runs_an_active_and_a_standby_replica() -> None:
+    """Two peered replicas (random priorities: one acts, one stands by), kept by a budget of one
+    through node drains, and preferably on different nodes."""
+    objs = deploy_objects()
+    (deployment,) = [o for o in objs if o["kind"] == "Deployment"]
+    assert deployment["spec"]["replicas"] == 2
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    peering = [a for a in container["args"] if a.startswith("--peering=")]
+    assert peering == ["--peering=keyturn"] and "--standalone" not in container["args"]
+    assert not [a for a in container["args"] if a.startswith("--priority")], "each replica draws its own"
+    (pdb,) = [o for o in objs if o["kind"] == "PodDisruptionBudget"]
+    assert pdb["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    assert pdb["spec"] == {"minAvailable": 1, "selector": deployment["spec"]["selector"]}
+    (spread,) = pod["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["whenUnsatisfiable"] == "ScheduleAnyway", "soft: a one-node cluster still runs both"
+    assert spread["labelSelector"] == deployment["spec"]["selector"]
+
+
 def test_the_committed_rbac_has_no_wildcards() -> None:
     for obj in deploy_objects():
         if obj["kind"] in ("Role", "ClusterRole"):

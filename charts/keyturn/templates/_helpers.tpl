@@ -82,18 +82,13 @@ in each watched namespace (namespaced mode), so the two modes cannot drift apart
 {{- end }}
 
 {{/*
-Cluster-scoped reads kopf itself makes (observed: without them it retries each list for about
-two minutes, logging 403s, before it starts handling keysets at all): it follows CRDs to notice the
-JwtKeySet CRD being installed or upgraded while it runs, and, when limited to namespaces, it lists
-and watches Namespace objects to learn which of them exist.
+The cluster-scoped reads kopf itself makes in cluster-wide mode (observed: without them it retries
+the list for about two minutes, logging 403s, before it starts handling keysets at all): it follows
+CRDs to notice the JwtKeySet CRD being installed or upgraded while it runs. Namespaced mode needs
+none: given exact namespaces, the operator turns kopf's scanning (of CRDs and Namespaces) off.
 */}}
 {{- define "keyturn.scanningRules" -}}
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
   verbs: [list, watch]
-{{- if .Values.watchNamespaces }}
-- apiGroups: [""]
-  resources: [namespaces]
-  verbs: [list, watch]
-{{- end }}
 {{- end }}
