@@ -219,6 +219,7 @@ class Executor:
         return Observations(
             verifiers_ready=state.verifiers_ready,
             signers_ready=state.signers_ready,
+            signer_targets=state.signer_targets,
             signer_failure=state.signer_failure,
             analysis=state.analysis_verdict,
             analysis_message=state.analysis_message,

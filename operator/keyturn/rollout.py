@@ -38,6 +38,7 @@ class RolloutEvent:
 class RolloutResult:
     verifiers_ready: bool = True
     signers_ready: bool = True
+    signer_targets: bool = False
     signer_failure: str | None = None
     analysis_verdict: AnalysisResult | None = None
     analysis_message: str = ""
@@ -72,6 +73,7 @@ class Rollouts:
                 bad.append(str(exc))
         if bad:
             result.degraded = (Reason.TARGET_FAILED, "; ".join(bad))
+        result.signer_targets = any(t.role in SIGNING_ROLES for t in result.targets)
         if ring.current is not None and result.targets:
             decision = await self._decide(spec, ring, now, result)
             result.verifiers_ready = decision.verifiers_ready

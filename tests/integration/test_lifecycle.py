@@ -200,7 +200,6 @@ def test_declarative_revocation_with_revoked_kids(kube: Kube, keyturn: OperatorP
             "raise publishAhead to at least 5m",
         ),
         ({"rotation": {"gracePeriod": "30d", "retention": "7d"}}, "RetentionTooShort", "raise retention"),
-        ({"revokedKids": [{"kid": "never-existed"}]}, "UnknownKid", "never-existed"),
         (
             {"secret": {"encryption": {"passphraseSecretRef": {"name": "nope", "key": "p"}}}},
             "PassphraseMissing",
@@ -429,3 +428,16 @@ def test_a_foreign_configmap_is_never_overwritten(kube: Kube, keyturn: OperatorP
     assert cond["reason"] == "JwksConflict"
     assert kube.core.read_namespaced_config_map("theirs-jwks", kube.namespace).data == {"a": "b"}
     assert kube.secret("theirs") is None  # nothing generated while stalled
+
+
+def test_an_unknown_kid_in_revoked_kids_stalls_a_keyset_that_has_keys(
+    kube: Kube, keyturn: OperatorProcess
+) -> None:
+    kube.create_keyset("typo", {"algorithm": "ES256", "rotation": SLOW})
+    before = kube.wait_ready("typo")
+    record = kube.secret_record("typo")
+    kube.patch_keyset("typo", {"spec": {"revokedKids": [{"kid": "never-existed"}]}})
+    cond = kube.wait_condition("typo", "Stalled", "True")
+    assert cond["reason"] == "UnknownKid" and "never-existed" in cond["message"]
+    assert kube.secret_record("typo") == record  # nothing revoked or generated meanwhile
+    assert kube.status("typo")["currentKid"] == before["currentKid"]

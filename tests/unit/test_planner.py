@@ -22,13 +22,11 @@ def states(ring: Ring) -> dict[str, str]:
 
 
 def initialized(the_spec: Spec | None = None) -> tuple[Spec, Ring]:
-    """A new keyset after its first pass and the follow-up pass that records its signer wave."""
+    """A new keyset after its first pass (no targets: its signer wave ends as it activates)."""
     the_spec = the_spec or spec()
-    first = step(the_spec, Ring(), T0).ring
-    assert first.current is not None and first.current.signers_ready_at is None
-    settled = step(the_spec, first, T0).ring
-    assert settled.current is not None and settled.current.signers_ready_at == T0
-    return the_spec, settled
+    ring = step(the_spec, Ring(), T0).ring
+    assert ring.current is not None and ring.current.signers_ready_at == T0
+    return the_spec, ring
 
 
 def test_first_pass_creates_a_current_and_a_prepared_next_key() -> None:
@@ -206,14 +204,17 @@ def test_rollback_never_picks_a_revoked_key() -> None:
     assert result.ring.handled.rollback == "undo-2"
 
 
+SIGNERS = Observations(signer_targets=True)  # signer Deployments exist and have loaded the key
 ANALYSIS = {"prometheus": {"address": "http://prom:9090", "query": "up"}, "count": 3, "failureLimit": 1}
 
 
 def test_analysis_starts_after_signers_and_failure_rolls_back() -> None:
     the_spec, ring = initialized(spec(analysis=ANALYSIS))
-    ring = step(the_spec, ring, T0 + DAY, observed=Observations(signers_ready=False)).ring
+    ring = step(
+        the_spec, ring, T0 + DAY, observed=Observations(signers_ready=False, signer_targets=True)
+    ).ring
     assert ring.current.signers_ready_at is None  # type: ignore[union-attr]
-    ring = step(the_spec, ring, T0 + DAY + HOUR).ring
+    ring = step(the_spec, ring, T0 + DAY + HOUR, observed=SIGNERS).ring
     assert ring.current.signers_ready_at == T0 + DAY + HOUR  # type: ignore[union-attr]
     # no scheduled rotation while the analysis runs, even when overdue
     assert step(the_spec, ring, T0 + 3 * DAY).ring.current.kid == "k2"  # type: ignore[union-attr]
@@ -255,9 +256,9 @@ def test_emergency_activation_is_never_analysed_or_rolled_back() -> None:
 
 
 def test_signer_failure_after_rotation_rolls_back_or_pauses() -> None:
-    observed = Observations(signer_failure="deployment web: rollout timed out")
+    observed = Observations(signer_failure="deployment web: rollout timed out", signer_targets=True)
     the_spec, ring = initialized()
-    ring = step(the_spec, ring, T0 + DAY).ring
+    ring = step(the_spec, ring, T0 + DAY, observed=SIGNERS).ring
     rolled = step(the_spec, ring, T0 + DAY + HOUR, observed=observed)
     assert rolled.ring.current.kid == "k1"  # type: ignore[union-attr]
     assert rolled.ring.history[-1].trigger is Trigger.ROLLOUT
@@ -331,11 +332,14 @@ def test_emergency_naming_only_revoked_kids_is_rejected() -> None:
 
 def test_a_signer_failure_after_the_wave_never_undoes_an_established_key() -> None:
     the_spec, ring = initialized()
-    ring = step(the_spec, ring, T0 + DAY).ring  # rotation: k2 current
-    ring = step(the_spec, ring, T0 + DAY + HOUR).ring  # signers loaded k2: the wave is over
+    ring = step(the_spec, ring, T0 + DAY, observed=SIGNERS).ring  # rotation: k2 current
+    ring = step(the_spec, ring, T0 + DAY + HOUR, observed=SIGNERS).ring  # signers loaded k2: wave over
     assert ring.current is not None and ring.current.signers_ready_at == T0 + DAY + HOUR
     later = step(
-        the_spec, ring, T0 + DAY + 5 * HOUR, observed=Observations(signer_failure="new-app: timeout")
+        the_spec,
+        ring,
+        T0 + DAY + 5 * HOUR,
+        observed=Observations(signer_failure="new-app: timeout", signer_targets=True),
     )
     assert later.ring.current.kid == "k2"  # type: ignore[union-attr]
     assert later.paused is Reason.ROLLOUT_PAUSED
@@ -343,12 +347,12 @@ def test_a_signer_failure_after_the_wave_never_undoes_an_established_key() -> No
 
 def test_a_signer_failure_with_nothing_to_roll_back_to_pauses_without_writing() -> None:
     the_spec, ring = initialized()
-    ring = step(the_spec, ring, T0 + DAY).ring
-    rolling = Observations(signers_ready=False)  # the signer wave of k2 is still under way
+    ring = step(the_spec, ring, T0 + DAY, observed=SIGNERS).ring
+    rolling = Observations(signers_ready=False, signer_targets=True)  # k2's signer wave is under way
     ring = step(
         the_spec, ring, T0 + DAY, Requests(emergency=Emergency("inc-10", revoke_kids=("k1",))), rolling
     ).ring
-    failing = Observations(signer_failure="api: timeout")
+    failing = Observations(signer_failure="api: timeout", signer_targets=True)
     first = step(the_spec, ring, T0 + DAY + HOUR, observed=failing)
     second = step(the_spec, first.ring, T0 + DAY + 2 * HOUR, observed=failing)
     assert first.paused is Reason.ROLLBACK_IMPOSSIBLE and "no previous key" in first.paused_message

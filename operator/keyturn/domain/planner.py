@@ -58,6 +58,8 @@ class Observations:
     verifiers_ready: bool = True
     # Every signer target signs with the current key (no targets: True).
     signers_ready: bool = True
+    # Whether any target signs: without one, a new key's signer wave is over the moment it activates.
+    signer_targets: bool = False
     # A signer target failed while rolling to the current key: the message names it.
     signer_failure: str | None = None
     # The concluded verdict of the current key's analysis, when there is one.
@@ -216,6 +218,7 @@ class _Planner:
             activated_at=self.now if active else None,
             activation=Operation.GENERATE if active else None,
             activated_by=trigger if active else None,
+            signers_ready_at=self._wave_over_at() if active else None,
             public_jwk=made.public_jwk,
             fingerprint=made.fingerprint,
         )
@@ -239,6 +242,10 @@ class _Planner:
             ),
         )
 
+    def _wave_over_at(self) -> datetime | None:
+        """No target signs: nothing restarts, so the signer wave ends as the key activates."""
+        return None if self.observed.signer_targets else self.now
+
     def _activate(self, key: Key, operation: Operation, trigger: Trigger) -> Key:
         self.last_trigger = trigger
         self.activated_here.add(key.kid)
@@ -252,7 +259,7 @@ class _Planner:
                 demoted_at=None,
                 remove_from_jwks_at=None,
                 purge_at=None,
-                signers_ready_at=None,
+                signers_ready_at=self._wave_over_at(),
                 analysis_result=None,
             ),
         )
