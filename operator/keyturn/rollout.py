@@ -99,13 +99,14 @@ class Rollouts:
         views = list(decision.views)
         key = f"{spec.namespace}/{spec.name}"
         desired = revisions(ring)
+        revision = desired[Role.BOTH]
         for target in decision.mark:
             await self.deployments.mark_verified(
                 spec.namespace, target.name, spec.name, desired[target.role], now
             )
         if decision.failure is not None:
             message = decision.failure_message
-            result.view = RolloutView(revisions(ring)[Role.BOTH], tuple(views), True, message)
+            result.view = RolloutView(revision, tuple(views), True, message)
             self._report_failure(spec, message, result)
         elif decision.stamp is not None:
             target = decision.stamp
@@ -114,19 +115,20 @@ class Rollouts:
                 f"restarting deployment {target.name} ({target.role}) for revision {decision.stamp_revision}"
             )
             result.events.append(RolloutEvent(Reason.ROLLOUT_PROGRESSING, message))
-            self._rolling[key] = revisions(ring)[Role.BOTH]
-        elif not decision.in_progress and self._rolling.pop(key, None) == revisions(ring)[Role.BOTH]:
+            self._rolling[key] = revision
+        elif not decision.in_progress and self._rolling.pop(key, None) == revision:
             names = ", ".join(v.name for v in views)
             result.events.append(
                 RolloutEvent(Reason.ROLLOUT_COMPLETE, f"every target reloaded the keys: {names}")
             )
         if decision.failure is None:
             self._announced.pop((key, "failure"), None)
-            result.view = RolloutView(revisions(ring)[Role.BOTH], tuple(views), decision.in_progress, None)
+            result.view = RolloutView(revision, tuple(views), decision.in_progress, None)
         result.wake_at = _earliest(decision.wake_at, result.wake_at)
         return result
 
     async def _decide(self, spec: Spec, ring: Ring, now: datetime, result: RolloutResult) -> Decision:
+        """Probes the health URLs the decision asks about, then decides again with the answers."""
         desired = revisions(ring)
         decision = decide(result.targets, desired, now, spec.rollout, result.health)
         if decision.probe:
