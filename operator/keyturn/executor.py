@@ -18,7 +18,7 @@ from keyturn import crypto, failpoints, keygen, metrics, secret_render
 from keyturn.adapters.configmaps import ConfigMaps, ConfigMapSnapshot
 from keyturn.adapters.events import Events
 from keyturn.adapters.keysets import Keysets, owner_reference
-from keyturn.adapters.kube import KEYSET_LABEL
+from keyturn.adapters.kube import KEYSET_LABEL, MANAGED_BY
 from keyturn.adapters.secrets import STATE_ANNOTATION, Secrets, SecretSnapshot, SecretWrite
 from keyturn.domain import jwks, policies, record
 from keyturn.domain import status as status_view
@@ -38,7 +38,11 @@ TIMING_REASONS = frozenset(
     {Reason.GRACE_TOO_SHORT, Reason.PUBLISH_AHEAD_TOO_SHORT, Reason.RETENTION_TOO_SHORT, Reason.UNKNOWN_KID}
 )
 # Stalls fixed outside the JwtKeySet (no event reaches Keyturn for them) are re-checked this often.
-EXTERNAL_REASONS = frozenset({Reason.PASSPHRASE_MISSING, Reason.SECRET_CONFLICT, Reason.JWKS_CONFLICT})
+EXTERNAL_REASONS = frozenset(
+    {Reason.PASSPHRASE_MISSING, Reason.SECRET_CONFLICT, Reason.JWKS_CONFLICT, Reason.SECRET_CORRUPT}
+)
+# A failed key generation (e.g. a kid template that cannot yield a new kid) is retried this often.
+GENERATION_RETRY = timedelta(minutes=1)
 STALLED_RECHECK = timedelta(seconds=10)
 # A keyset with nothing due still wakes up this often, to notice a lost watch event.
 MAX_SLEEP = timedelta(hours=1)
@@ -104,7 +108,7 @@ class Executor:
         snapshot = await self.secrets.read(namespace, spec.secret.name)
         ring, violations = self._load_ring(spec, snapshot)
         published = None if spec.symmetric else await self.configmaps.read(namespace, spec.jwks_config_map)
-        if published is not None and published.labels.get(KEYSET_LABEL) != spec.name:
+        if published is not None and not _ours(published.labels, spec.name):
             violations.append(
                 Violation(
                     Reason.JWKS_CONFLICT,
@@ -146,10 +150,10 @@ class Executor:
                 the_plan = await self._with_fresh_keys(
                     spec, ring, now, requests, observed, the_plan, stored, passphrase
                 )
-            except (ValueError, crypto.KeySelfTestError) as exc:  # never key material in these messages
+            except (ValueError, RuntimeError, crypto.KeySelfTestError) as exc:  # messages carry no material
                 violation = Violation(Reason.KEY_GENERATION_FAILED, f"generating a key failed: {exc}")
                 await self._stalled(obj, ring, [violation], now)
-                return Outcome(wake_at=now + STALLED_RECHECK)
+                return Outcome(wake_at=now + GENERATION_RETRY)
 
         lost = snapshot is None and bool((obj.get("status") or {}).get("currentKid"))
         try:
@@ -369,6 +373,14 @@ class Executor:
         diff = {k: v for k, v in desired.items() if _differs(existing.get(k), v)}
         if diff:
             await self.keysets.patch_status(meta["namespace"], meta["name"], diff)
+
+
+def _ours(labels: Mapping[str, str], keyset: str) -> bool:
+    """Keyturn's own object for this keyset, even if a person dropped one of its two labels."""
+    owner = labels.get(KEYSET_LABEL)
+    if owner is not None:
+        return owner == keyset
+    return all(labels.get(k) == v for k, v in MANAGED_BY.items())
 
 
 def _differs(old: Any, new: Any) -> bool:

@@ -18,7 +18,7 @@ from keyturn.adapters import health as health_probe
 from keyturn.adapters import prometheus
 from keyturn.adapters.deployments import BadTarget, Deployments, to_target
 from keyturn.domain import analysis as gate
-from keyturn.domain.model import AnalysisResult, Ring
+from keyturn.domain.model import AnalysisResult, Operation, Ring
 from keyturn.domain.policies import Reason
 from keyturn.domain.spec import Spec
 from keyturn.domain.status import AnalysisView, Measurement, RolloutView
@@ -155,7 +155,9 @@ class Rollouts:
     ) -> None:
         settings = spec.analysis
         # The analysis on show is the newest one: the current key's, or the one that just failed.
-        analysed = [k for k in ring.keys if k.signers_ready_at is not None]
+        analysed = [
+            k for k in ring.keys if k.signers_ready_at is not None and k.activation is Operation.ROTATE
+        ]
         current = max(analysed, key=lambda k: k.signers_ready_at or now, default=None)
         if settings is None or current is None or current.signers_ready_at is None:
             return

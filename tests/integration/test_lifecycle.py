@@ -441,3 +441,22 @@ def test_an_unknown_kid_in_revoked_kids_stalls_a_keyset_that_has_keys(
     assert cond["reason"] == "UnknownKid" and "never-existed" in cond["message"]
     assert kube.secret_record("typo") == record  # nothing revoked or generated meanwhile
     assert kube.status("typo")["currentKid"] == before["currentKid"]
+
+
+def test_revoked_kids_from_an_earlier_life_do_not_stall_a_new_keyset(
+    kube: Kube, keyturn: OperatorProcess
+) -> None:
+    kube.create_keyset(
+        "reborn",
+        {
+            "algorithm": "ES256",
+            "rotation": {**SLOW, "publishAhead": "0s"},
+            "revokedKids": [{"kid": "from-before", "reason": "key_compromise"}],
+        },
+    )
+    kube.wait_ready("reborn")
+    assert "from-before" in kube.secret_record("reborn")["revokedKids"]
+    kube.patch_keyset("reborn", {"metadata": {"annotations": {"keyturn.dev/rotate": "again"}}})
+    status = kube.wait_status("reborn", lambda s: s.get("lastHandledRotate") == "again", 20, "a later pass")
+    assert kube.condition("reborn", "Stalled")["status"] == "False"  # type: ignore[index]
+    assert status["phase"] == "Ready"

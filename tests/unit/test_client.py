@@ -674,6 +674,30 @@ def test_hmac_template_kids_are_matched_by_trying_the_accept_list(
     )
 
 
+def test_hmac_template_kids_named_by_their_kid_items_are_known_up_front(
+    tmp_path: Path, hs_secrets: dict[str, str], metrics: ClientMetrics, closing: Any
+) -> None:
+    """Keyturn's default HMAC items name every secret's kid, so none needs to be found by trial."""
+    old, new, nxt = hs_secrets["old"], hs_secrets["new"], hs_secrets["next"]
+    mount = tmp_path / "secret"
+    kubelet_write(
+        mount,
+        {
+            "JWT_SECRET": new,
+            "JWT_KID": "20260301_v2_prod",
+            "JWT_SECRET_PREVIOUS": old,
+            "JWT_KID_PREVIOUS": "20251201_v1_prod",
+            "JWT_SECRET_NEXT": nxt,
+            "JWT_KID_NEXT": "20260601_v3_prod",
+        },
+    )
+    verifier = closing(HmacVerifier.from_dir(mount, check_interval=0.05, metrics=metrics))
+    assert set(verifier.kids) == {"20260301_v2_prod", "20251201_v1_prod", "20260601_v3_prod"}
+    assert verifier.verify(hs_token(old, "20251201_v1_prod"))["sub"] == "alice"
+    # a kid item pins its secret: the previous kid with the current secret's signature is refused
+    assert outcome(verifier, hs_token(new, "20251201_v1_prod")) is Reason.BAD_SIGNATURE
+
+
 def test_hmac_checks_the_algorithm_before_any_secret(
     hs_secrets: dict[str, str], rsa_keys: Keys, metrics: ClientMetrics
 ) -> None:

@@ -362,6 +362,9 @@ def test_a_signer_failure_with_nothing_to_roll_back_to_pauses_without_writing() 
 def test_revoked_kids_of_a_keyset_starting_over_are_a_deny_list_not_a_stall() -> None:
     listed = spec(revokedKids=[{"kid": "old-1", "reason": "key_compromise"}])
     assert policies.check(listed, Ring()) == []  # new keyset, or its Secret was lost
+    started = step(listed, Ring(), T0).ring
+    assert "old-1" in started.revoked_kids  # remembered: known from now on, never generated
+    assert policies.check(listed, started) == []
     _, ring = initialized()
     assert [v.reason for v in policies.check(listed, ring)] == [Reason.UNKNOWN_KID]
 

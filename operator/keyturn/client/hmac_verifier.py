@@ -1,10 +1,10 @@
 """HmacVerifier: the accept-list of shared secrets (current, next, previous) for HS* keysets.
 
 An HMAC keyset has no JWKS: verifiers hold the secrets themselves, from the keyset's Secret.
-Only the current secret's kid is an item (`JWT_KID`); the kids of the next and previous secrets
-are not. A token is therefore matched in this order:
+Keyturn's default items name every secret's kid (`JWT_KID`, `JWT_KID_PREVIOUS`, `JWT_KID_NEXT`);
+a keyset with custom items may name only the current one. A token is matched in this order:
 
-1. the header's kid names a secret we can identify: the current one (the kid item), or, when
+1. the header's kid names a secret we can identify: by its kid item, or, when
    the keyset uses Thumbprint kids (detected: the kid item equals the current secret's RFC 7638
    thumbprint), any secret by its thumbprint; or a kid an earlier token proved to belong to one
    of the secrets (learned, forgotten at the next reload);
@@ -79,7 +79,13 @@ def secret_thumbprint(secret: str) -> str:
 
 
 def build_snapshot(
-    algorithm: str, current: str | None, previous: str | None, next_: str | None, kid: str | None, where: str
+    algorithm: str,
+    current: str | None,
+    previous: str | None,
+    next_: str | None,
+    kid: str | None,
+    where: str,
+    slot_kids: Mapping[str, str | None] | None = None,
 ) -> HmacSnapshot:
     """Check and arrange the secrets; messages name items and sizes, never contents."""
     if not current:
@@ -96,12 +102,13 @@ def build_snapshot(
     # Thumbprint kids (or no kid item at all, where the thumbprint is the only kid there is)
     # make every secret identifiable; with Template kids only the current one is.
     identifiable = current_kid is None or current_kid == thumbprints["current"]
+    named = {slot: k.strip() for slot, k in (slot_kids or {}).items() if k and k.strip()}
     secrets_: list[_Secret] = []
     for slot, value in entries:
         if slot == "current":
             secret_kid: str | None = current_kid or thumbprints["current"]
         else:
-            secret_kid = thumbprints[slot] if identifiable else None
+            secret_kid = named.get(slot) or (thumbprints[slot] if identifiable else None)
         secrets_.append(_Secret(slot, secret_kid, value.encode("utf-8")))
     by_kid = {s.kid: s for s in secrets_ if s.kid is not None}
     return HmacSnapshot(tuple(secrets_), MappingProxyType(by_kid))
@@ -128,6 +135,8 @@ class HmacVerifier(BaseVerifier[HmacSnapshot]):
         previous_item: str | None = "JWT_SECRET_PREVIOUS",
         next_item: str | None = "JWT_SECRET_NEXT",
         kid_item: str | None = "JWT_KID",
+        previous_kid_item: str | None = "JWT_KID_PREVIOUS",
+        next_kid_item: str | None = "JWT_KID_NEXT",
         check_interval: float = 1.0,
         **options: Unpack[VerifierOptions],
     ) -> HmacVerifier:
@@ -138,14 +147,25 @@ class HmacVerifier(BaseVerifier[HmacSnapshot]):
         """
         directory = Path(path)
         alg = _check_algorithm(algorithm)
-        names = [n for n in (current_item, previous_item, next_item, kid_item) if n is not None]
+        names = [
+            n
+            for n in (current_item, previous_item, next_item, kid_item, previous_kid_item, next_kid_item)
+            if n is not None
+        ]
 
         def parse(items: dict[str, str | None]) -> HmacSnapshot:
             def item(name: str | None) -> str | None:
                 return items.get(name) if name is not None else None
 
+            kids = {"previous": item(previous_kid_item), "next": item(next_kid_item)}
             return build_snapshot(
-                alg, item(current_item), item(previous_item), item(next_item), item(kid_item), str(directory)
+                alg,
+                item(current_item),
+                item(previous_item),
+                item(next_item),
+                item(kid_item),
+                str(directory),
+                kids,
             )
 
         what = f"HMAC secrets in {directory}"
@@ -161,6 +181,8 @@ class HmacVerifier(BaseVerifier[HmacSnapshot]):
         previous_var: str | None = "JWT_SECRET_PREVIOUS",
         next_var: str | None = "JWT_SECRET_NEXT",
         kid_var: str | None = "JWT_KID",
+        previous_kid_var: str | None = "JWT_KID_PREVIOUS",
+        next_kid_var: str | None = "JWT_KID_NEXT",
         environ: Mapping[str, str] | None = None,
         **options: Unpack[VerifierOptions],
     ) -> HmacVerifier:
@@ -176,6 +198,8 @@ class HmacVerifier(BaseVerifier[HmacSnapshot]):
             previous=var(previous_var),
             next=var(next_var),
             kid=var(kid_var),
+            previous_kid=var(previous_kid_var),
+            next_kid=var(next_kid_var),
             algorithm=algorithm,
             where=f"environment variable {current_var}",
             **options,
@@ -189,13 +213,16 @@ class HmacVerifier(BaseVerifier[HmacSnapshot]):
         previous: str | None = None,
         next: str | None = None,  # the slot's name in the contract
         kid: str | None = None,
+        previous_kid: str | None = None,
+        next_kid: str | None = None,
         algorithm: str = "HS256",
         where: str = "secrets given in code",
         **options: Unpack[VerifierOptions],
     ) -> HmacVerifier:
         """Fixed secrets (no reload)."""
         alg = _check_algorithm(algorithm)
-        snapshot = build_snapshot(alg, current, previous, next, kid, where)
+        kids = {"previous": previous_kid, "next": next_kid}
+        snapshot = build_snapshot(alg, current, previous, next, kid, where, kids)
         return cls(StaticSource(snapshot), algorithm=alg, **options)
 
     def _check(self, token: str, rules: ClaimRules) -> tuple[dict[str, Any], str | None]:

@@ -299,6 +299,12 @@ class _Planner:
         return self._take_fresh(KeyState.CURRENT, trigger)
 
     def _declarative_revocations(self) -> None:
+        if not self.ring.keys:
+            # Starting over (a new keyset, or its Secret lost): kids listed from an earlier life are
+            # remembered as revoked, so none is ever generated again and they stay known.
+            for revocation in self.spec.revoked:
+                if revocation.kid not in self.revoked_kids:
+                    self.revoked_kids.append(revocation.kid)
         revoked_any = False
         for revocation in self.spec.revoked:
             revoked_any |= self._revoke(revocation.kid, revocation.reason, Trigger.DECLARATIVE)

@@ -234,10 +234,10 @@ def _conditions(
 
 
 def _pause(plan: Plan | None, observed: Observed) -> tuple[str, str]:
+    if plan is not None and plan.paused is not None:  # the planner's reason says what it did about it
+        return str(plan.paused), plan.paused_message
     if observed.rollout.failure is not None:
         return str(Reason.ROLLOUT_PAUSED), observed.rollout.failure
-    if plan is not None and plan.paused is not None:
-        return str(plan.paused), plan.paused_message
     return str(Reason.ROLLOUT_PAUSED), "paused"
 
 
