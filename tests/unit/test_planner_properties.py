@@ -40,6 +40,7 @@ actions = st.one_of(
     st.builds(Action, st.just("verdict"), st.sampled_from(list(AnalysisResult))),
     st.builds(Action, st.just("signer_failure")),
     st.builds(Action, st.just("verifiers_not_ready")),
+    st.builds(Action, st.just("signers_rolling")),
     st.builds(Action, st.just("restart")),
     st.builds(Action, st.just("crash")),
 )
@@ -126,6 +127,10 @@ def check_invariants(the_spec: Spec, before: Ring, after: Ring, now: datetime) -
         if entry.operation is Operation.ROLLBACK and entry.result == "RolledBack":
             restored = before.find(entry.kids[0])
             assert restored is not None and restored.state is KeyState.PREVIOUS
+            if entry.trigger is Trigger.ROLLOUT:  # only during the signer wave of a rotation
+                undone = before.find(entry.kids[1])
+                assert undone is not None and undone.activation is Operation.ROTATE
+                assert undone.signers_ready_at is None
     # status never carries material: public JWKs only
     for key in after.keys:
         if key.public_jwk is not None:
@@ -168,7 +173,9 @@ def test_invariants_hold_through_random_histories(
         elif action.kind == "verdict":
             observed = Observations(analysis=action.value)
         elif action.kind == "signer_failure":
-            observed = Observations(signer_failure="web: rollout timed out")
+            observed = Observations(signer_failure="web: rollout timed out", signer_targets=True)
+        elif action.kind == "signers_rolling":
+            observed = Observations(signers_ready=False, signer_targets=True)
         elif action.kind == "verifiers_not_ready":
             observed = Observations(verifiers_ready=False)
         elif action.kind == "restart":
