@@ -225,3 +225,47 @@ class Kube:
     def events(self) -> list[Any]:
         items: list[Any] = self.core.list_namespaced_event(self.namespace).items
         return items
+
+
+def deployment(
+    name: str,
+    annotations: dict[str, str] | None = None,
+    *,
+    replicas: int = 1,
+    node_selector: dict[str, str] | None = None,
+    container: client.V1Container | None = None,
+) -> client.V1Deployment:
+    """A Deployment for the KWOK node: any image, since nothing is pulled; labelled app=<name>."""
+    labels = {"app": name}
+    return client.V1Deployment(
+        metadata=client.V1ObjectMeta(name=name, annotations=annotations, labels=labels),
+        spec=client.V1DeploymentSpec(
+            replicas=replicas,
+            selector=client.V1LabelSelector(match_labels=labels),
+            template=client.V1PodTemplateSpec(
+                metadata=client.V1ObjectMeta(labels=labels),
+                spec=client.V1PodSpec(
+                    containers=[container or client.V1Container(name="app", image="registry.example/app:1")],
+                    node_selector=node_selector,
+                ),
+            ),
+        ),
+    )
+
+
+def rollout_complete(dep: client.V1Deployment) -> bool:
+    """What `kubectl rollout status` waits for: the current template everywhere, all available."""
+    status, spec, meta = dep.status, dep.spec, dep.metadata
+    if status is None or spec is None or meta is None:
+        return False
+    return bool(
+        (status.observed_generation or 0) >= (meta.generation or 0)
+        and (status.updated_replicas or 0) == spec.replicas
+        and (status.available_replicas or 0) == spec.replicas
+        and (status.replicas or 0) == spec.replicas
+    )
+
+
+def template_annotations(dep: client.V1Deployment) -> dict[str, str]:
+    meta = dep.spec.template.metadata if dep.spec else None
+    return dict((meta.annotations if meta else None) or {})

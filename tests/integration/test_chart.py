@@ -31,7 +31,7 @@ import localcluster
 import render_deploy
 from helpers import wait_for
 from keyturn import cli
-from kubetools import Kube, OperatorProcess, free_port
+from kubetools import Kube, OperatorProcess, deployment, free_port, rollout_complete, template_annotations
 
 pytestmark = pytest.mark.integration
 
@@ -662,39 +662,16 @@ def target_container() -> client.V1Container:
 
 
 def target_deployment(name: str, keyset: str) -> client.V1Deployment:
-    labels = {"app": name}
-    return client.V1Deployment(
-        metadata=client.V1ObjectMeta(
-            name=name, annotations={"keyturn.dev/keyset": keyset, "keyturn.dev/role": "both"}
-        ),
-        spec=client.V1DeploymentSpec(
-            replicas=1,
-            selector=client.V1LabelSelector(match_labels=labels),
-            template=client.V1PodTemplateSpec(
-                metadata=client.V1ObjectMeta(labels=labels),
-                spec=client.V1PodSpec(containers=[target_container()]),
-            ),
-        ),
-    )
+    annotations = {"keyturn.dev/keyset": keyset, "keyturn.dev/role": "both"}
+    return deployment(name, annotations, container=target_container())
 
 
-def template_annotations(kube: Kube, name: str) -> dict[str, str]:
-    dep = kube.apps.read_namespaced_deployment(name, kube.namespace)
-    meta = dep.spec.template.metadata if dep.spec else None
-    return dict((meta.annotations if meta else None) or {})
+def app_annotations(kube: Kube, name: str) -> dict[str, str]:
+    return template_annotations(kube.apps.read_namespaced_deployment(name, kube.namespace))
 
 
 def available(kube: Kube, name: str) -> bool:
-    dep = kube.apps.read_namespaced_deployment(name, kube.namespace)
-    status, meta = dep.status, dep.metadata
-    return bool(
-        status
-        and meta
-        and (status.observed_generation or 0) >= (meta.generation or 0)
-        and status.updated_replicas == 1
-        and status.available_replicas == 1
-        and (status.replicas or 0) == 1
-    )
+    return rollout_complete(kube.apps.read_namespaced_deployment(name, kube.namespace))
 
 
 @pytest.mark.parametrize("mode", ["namespaced", "cluster-wide"])
@@ -767,7 +744,7 @@ def _rotate_and_roll(api: ApiClient, watched: str, operator: ChartOperator, peer
     first = kube.wait_ready("keys", timeout=90)
     assert FINALIZER in kube.keyset("keys")["metadata"]["finalizers"]  # kopf patched it in
     old, prepared = first["currentKid"], first["nextKid"]
-    before = template_annotations(kube, "app").get("keyturn.dev/rev-keys")
+    before = app_annotations(kube, "app").get("keyturn.dev/rev-keys")
 
     kube.patch_keyset("keys", {"metadata": {"annotations": {"keyturn.dev/rotate": "x"}}})
     status = kube.wait_status(
@@ -787,7 +764,7 @@ def _rotate_and_roll(api: ApiClient, watched: str, operator: ChartOperator, peer
     # The target is rolled for the new key (pod-template annotation keyturn.dev/rev-<keyset>).
     rolled = poll(
         lambda: (
-            (rev := template_annotations(kube, "app").get("keyturn.dev/rev-keys"))
+            (rev := app_annotations(kube, "app").get("keyturn.dev/rev-keys"))
             and rev != before
             and available(kube, "app")
         ),
@@ -816,7 +793,7 @@ def _rotate_and_roll(api: ApiClient, watched: str, operator: ChartOperator, peer
     wait_for(gone, 30, message="keyset deleted (finalizer removed by the operator)")
     assert rolled, (
         f"Deployment app was not rolled after the rotation: pod-template annotations "
-        f"{template_annotations(kube, 'app')} (keyturn.dev/rev-keys before: {before!r})"
+        f"{app_annotations(kube, 'app')} (keyturn.dev/rev-keys before: {before!r})"
     )
 
 

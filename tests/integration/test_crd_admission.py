@@ -19,6 +19,8 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from contract import admissible_design_spec
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,50 +31,7 @@ DURATION = "must be a duration like 90d, 36h, 1d12h, 15m or 30s"
 UNSUPPORTED = "Unsupported value"
 REQUIRED = "Required value"
 
-# The spec of DESIGN.md section 1's example, with interval only (interval and schedule are
-# mutually exclusive; the example's `schedule: ""` is covered separately).
-DESIGN_SPEC: dict[str, Any] = {
-    "algorithm": "RS256",
-    "keySize": 2048,
-    "kid": {"strategy": "Template", "template": "{date}_v{n}_prod"},
-    "rotation": {
-        "interval": "90d",
-        "timeZone": "UTC",
-        "window": {"start": "02:00", "end": "04:00"},
-        "publishAhead": "1h",
-        "gracePeriod": "30d",
-        "retention": "180d",
-    },
-    "tokens": {"maxLifetime": "24h", "verifierCacheTTL": "5m"},
-    "secret": {
-        "name": "api-keys",
-        "deletionPolicy": "Retain",
-        "items": [
-            {"key": "JWT_PRIVATE_KEY", "slot": "current", "format": "pem"},
-            {"key": "JWT_PUBLIC_KEY", "slot": "current", "format": "public-pem"},
-            {"key": "JWT_KID", "slot": "current", "format": "kid"},
-        ],
-        "encryption": {"passphraseSecretRef": {"name": "jwt-key-passphrase", "key": "passphrase"}},
-    },
-    "jwks": {"configMapName": "api-keys-jwks", "key": "jwks.json"},
-    "rollout": {"timeout": "10m", "pauseBetween": "10s", "onFailure": "Rollback"},
-    "analysis": {
-        "prometheus": {
-            "address": "http://prometheus.monitoring:9090",
-            "query": 'sum(rate(jwt_validations_total{result="success"}[2m])) '
-            "/ sum(rate(jwt_validations_total[2m]))",
-        },
-        "successThreshold": "0.95",
-        "initialDelay": "1m",
-        "interval": "30s",
-        "count": 10,
-        "failureLimit": 1,
-        "onNoData": "Inconclusive",
-        "onFailure": "Rollback",
-    },
-    "revokedKids": [{"kid": "20250101_v1_prod", "reason": "key_compromise"}],
-    "suspend": False,
-}
+DESIGN_SPEC = admissible_design_spec()
 
 PROMETHEUS: dict[str, Any] = {"address": "http://prometheus:9090", "query": "vector(1)"}
 

@@ -18,6 +18,7 @@ from kubernetes.client import ApiClient, ApiException
 
 import localcluster
 from helpers import wait_for
+from kubetools import deployment
 
 pytestmark = pytest.mark.integration
 
@@ -181,20 +182,7 @@ def test_deployment_becomes_available_and_rolls_out_a_new_template(
     _require_kwok(cluster, api)
     apps = client.AppsV1Api(api)
     core = client.CoreV1Api(api)
-    apps.create_namespaced_deployment(
-        namespace,
-        client.V1Deployment(
-            metadata=client.V1ObjectMeta(name=APP, labels=LABELS),
-            spec=client.V1DeploymentSpec(
-                replicas=2,
-                selector=client.V1LabelSelector(match_labels=LABELS),
-                template=client.V1PodTemplateSpec(
-                    metadata=client.V1ObjectMeta(labels=LABELS),
-                    spec=client.V1PodSpec(containers=[client.V1Container(name="app", image=IMAGE)]),
-                ),
-            ),
-        ),
-    )
+    apps.create_namespaced_deployment(namespace, deployment(APP, replicas=2))
     wait_for(
         lambda: _completed_rollout(apps, namespace), timeout=60, message="Deployment web to become Available"
     )

@@ -15,6 +15,7 @@ import pytest
 from jwcrypto import jwk, jwt
 from kubernetes import client, watch
 
+from contract import ALGORITHMS
 from helpers import wait_for
 from keyturn import crypto
 from kubetools import Kube, OperatorProcess
@@ -31,23 +32,6 @@ def kids_in(doc: dict[str, Any] | None) -> list[str]:
 
 def keys_by_kid(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {k["kid"]: k for k in status.get("keys", [])}
-
-
-ALGORITHMS = [
-    "RS256",
-    "RS384",
-    "RS512",
-    "PS256",
-    "PS384",
-    "PS512",
-    "ES256",
-    "ES384",
-    "ES512",
-    "EdDSA",
-    "HS256",
-    "HS384",
-    "HS512",
-]
 
 
 def test_every_algorithm_signs_with_the_secret_and_verifies_with_the_published_jwks(

@@ -9,10 +9,9 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from kubernetes import client
 
 from helpers import wait_for
-from kubetools import Kube, OperatorProcess
+from kubetools import Kube, OperatorProcess, deployment, rollout_complete, template_annotations
 
 pytestmark = pytest.mark.integration
 
@@ -20,44 +19,12 @@ ROTATION = {"interval": "30d", "publishAhead": "0s", "gracePeriod": "7d", "reten
 REV = "keyturn.dev/rev-keys"
 
 
-def deployment(
-    name: str, annotations: dict[str, str], node_selector: dict[str, str] | None = None
-) -> client.V1Deployment:
-    labels = {"app": name}
-    return client.V1Deployment(
-        metadata=client.V1ObjectMeta(name=name, annotations=annotations),
-        spec=client.V1DeploymentSpec(
-            replicas=1,
-            selector=client.V1LabelSelector(match_labels=labels),
-            template=client.V1PodTemplateSpec(
-                metadata=client.V1ObjectMeta(labels=labels),
-                spec=client.V1PodSpec(
-                    containers=[client.V1Container(name="app", image="registry.example/app:1")],
-                    node_selector=node_selector,
-                ),
-            ),
-        ),
-    )
-
-
 def template_revision(kube: Kube, name: str) -> str | None:
-    dep = kube.apps.read_namespaced_deployment(name, kube.namespace)
-    annotations = (
-        (dep.spec.template.metadata.annotations or {}) if dep.spec and dep.spec.template.metadata else {}
-    )
-    return annotations.get(REV)
+    return template_annotations(kube.apps.read_namespaced_deployment(name, kube.namespace)).get(REV)
 
 
 def complete(kube: Kube, name: str) -> bool:
-    dep = kube.apps.read_namespaced_deployment(name, kube.namespace)
-    status, spec = dep.status, dep.spec
-    assert status is not None and spec is not None and dep.metadata is not None
-    return bool(
-        (status.observed_generation or 0) >= (dep.metadata.generation or 0)
-        and (status.updated_replicas or 0) == spec.replicas
-        and (status.available_replicas or 0) == spec.replicas
-        and (status.replicas or 0) == spec.replicas
-    )
+    return rollout_complete(kube.apps.read_namespaced_deployment(name, kube.namespace))
 
 
 def newest_replicaset(kube: Kube, name: str) -> tuple[datetime, str]:
@@ -146,7 +113,11 @@ def test_a_target_that_never_becomes_available_stops_the_rotation(
     )
     kube.apps.create_namespaced_deployment(
         kube.namespace,
-        deployment("api", {"keyturn.dev/keyset": "keys", "keyturn.dev/role": "signer"}, {node_label: "yes"}),
+        deployment(
+            "api",
+            {"keyturn.dev/keyset": "keys", "keyturn.dev/role": "signer"},
+            node_selector={node_label: "yes"},
+        ),
     )
     kube.apps.create_namespaced_deployment(
         kube.namespace, deployment("edge", {"keyturn.dev/keyset": "keys", "keyturn.dev/role": "verifier"})

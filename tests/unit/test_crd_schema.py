@@ -15,55 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
+from contract import ALGORITHMS, DESIGN_SPEC
+
 ROOT = Path(__file__).resolve().parents[2]
 CRD_PATH = ROOT / "crds" / "keyturn.dev_jwtkeysets.yaml"
-
-# DESIGN.md section 1's example, verbatim apart from the placeholders ("...") made concrete.
-DESIGN_SPEC: dict[str, Any] = {
-    "algorithm": "RS256",
-    "keySize": 2048,
-    "secretLength": 64,
-    "kid": {"strategy": "Thumbprint", "template": "{date}_v{n}_prod"},
-    "rotation": {
-        "interval": "90d",
-        "schedule": "",
-        "timeZone": "UTC",
-        "window": {"start": "02:00", "end": "04:00"},
-        "publishAhead": "1h",
-        "gracePeriod": "30d",
-        "retention": "180d",
-    },
-    "tokens": {"maxLifetime": "24h", "verifierCacheTTL": "5m"},
-    "secret": {
-        "name": "api-keys",
-        "deletionPolicy": "Retain",
-        "items": [
-            {"key": "JWT_PRIVATE_KEY", "slot": "current", "format": "pem"},
-            {"key": "JWT_PUBLIC_KEY", "slot": "current", "format": "public-pem"},
-            {"key": "JWT_KID", "slot": "current", "format": "kid"},
-            {"key": "keys.json", "format": "jwks"},
-        ],
-        "encryption": {"passphraseSecretRef": {"name": "jwt-key-passphrase", "key": "passphrase"}},
-    },
-    "jwks": {"configMapName": "api-keys-jwks", "key": "jwks.json"},
-    "rollout": {"timeout": "10m", "pauseBetween": "10s", "onFailure": "Rollback"},
-    "analysis": {
-        "prometheus": {
-            "address": "http://prometheus.monitoring:9090",
-            "query": 'sum(rate(jwt_validations_total{result="success"}[2m])) '
-            "/ sum(rate(jwt_validations_total[2m]))",
-        },
-        "successThreshold": "0.95",
-        "initialDelay": "1m",
-        "interval": "30s",
-        "count": 10,
-        "failureLimit": 1,
-        "onNoData": "Inconclusive",
-        "onFailure": "Rollback",
-    },
-    "revokedKids": [{"kid": "k0", "reason": "key_compromise"}],
-    "suspend": False,
-}
 
 _T = "2026-01-01T00:00:00Z"
 DESIGN_STATUS: dict[str, Any] = {
@@ -125,21 +80,6 @@ DESIGN_STATUS: dict[str, Any] = {
     },
 }
 
-ALGORITHMS = [
-    "RS256",
-    "RS384",
-    "RS512",
-    "PS256",
-    "PS384",
-    "PS512",
-    "ES256",
-    "ES384",
-    "ES512",
-    "EdDSA",
-    "HS256",
-    "HS384",
-    "HS512",
-]
 
 ENUMS: dict[str, list[Any]] = {
     "spec.algorithm": ALGORITHMS,
