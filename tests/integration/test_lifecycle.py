@@ -94,7 +94,8 @@ def test_full_cycle_next_current_previous_retired_purged(kube: Kube, keyturn: Op
     assert {"current", "previous", "retired"} <= seen[first]
     second = [kid for kid, states in seen.items() if "next" in states and "current" in states]
     assert second, "the prepared key became current"
-    history = kube.status("cycle")["history"]
+    # the Secret's record is read, not status: status is written after it and may lag a pass behind
+    history = kube.secret_record("cycle")["history"]
     assert any(h["operation"] == "purge" and h["kids"] == [first] for h in history)
 
 
