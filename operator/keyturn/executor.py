@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -53,7 +53,6 @@ class Outcome:
     """What the daemon needs to know after a pass: when to come back."""
 
     wake_at: datetime | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 def utcnow() -> datetime:

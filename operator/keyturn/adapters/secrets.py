@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
@@ -39,7 +39,6 @@ class SecretWrite:
     record: str
     keyset: str
     owner: Mapping[str, Any] | None = None
-    extra_annotations: Mapping[str, str] = field(default_factory=dict)
 
 
 def _decode(data: Mapping[str, bytes | str] | None) -> dict[str, str]:
@@ -87,7 +86,6 @@ class Secrets:
         """Create or replace the whole Secret, guarded by resourceVersion: no lost updates."""
         annotations = {
             **(previous.annotations if previous else {}),
-            **write.extra_annotations,
             STATE_ANNOTATION: write.record,
         }
         labels = {**(previous.labels if previous else {}), **MANAGED_BY, KEYSET_LABEL: write.keyset}

@@ -161,9 +161,6 @@ class Ring:
     def find(self, kid: str) -> Key | None:
         return next((k for k in self.keys if k.kid == kid), None)
 
-    def in_state(self, *states: KeyState) -> tuple[Key, ...]:
-        return tuple(k for k in self.keys if k.state in states)
-
     @property
     def current(self) -> Key | None:
         return next((k for k in self.keys if k.state is KeyState.CURRENT), None)

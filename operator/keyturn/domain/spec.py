@@ -17,9 +17,6 @@ ALGORITHMS = RSA_ALGORITHMS | EC_ALGORITHMS | HMAC_ALGORITHMS | {"EdDSA"}
 HMAC_MIN_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
 RSA_SIZES = (2048, 3072, 4096)
 
-SLOTS = ("current", "previous", "next")
-FORMATS = ("pem", "public-pem", "jwk", "raw", "kid", "jwks")
-
 
 class SpecError(ValueError):
     """The spec cannot be acted on; the message says which field and how to fix it."""

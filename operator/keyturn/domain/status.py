@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from keyturn.domain.model import KeyState, Operation, Ring
+from keyturn.domain.model import Operation, Ring
 from keyturn.domain.planner import Plan
 from keyturn.domain.policies import Reason, Violation
 from keyturn.domain.record import ack_to_dict, history_to_dict, timestamp
@@ -253,10 +253,3 @@ def _progress(phase: str, plan: Plan | None, observed: Observed) -> tuple[str, s
             return str(plan.waiting), "waiting for verifiers to load the next key before it signs"
         return str(plan.waiting), "the next key is published; it signs once publishAhead has passed"
     return "Initializing", "generating keys"
-
-
-def key_state_counts(ring: Ring) -> dict[str, int]:
-    counts = {str(s): 0 for s in KeyState}
-    for key in ring.keys:
-        counts[str(key.state)] += 1
-    return counts
