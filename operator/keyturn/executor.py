@@ -26,6 +26,7 @@ from keyturn.domain.layout import kid_of_material_item, material_item
 from keyturn.domain.model import Ring
 from keyturn.domain.planner import Emergency, Observations, Plan, Requests, plan
 from keyturn.domain.policies import Reason, Violation
+from keyturn.domain.schedule import earliest
 from keyturn.domain.spec import Spec, SpecError, parse_spec
 from keyturn.rollout import RolloutResult, Rollouts
 
@@ -189,7 +190,7 @@ class Executor:
         )
         await self._write_status(obj, the_plan.ring, the_plan, [], view, now)
         soon = now if the_plan.requeue else None
-        outcome.wake_at = _earliest(soon, the_plan.wake_at, rollout_state.wake_at, now + MAX_SLEEP)
+        outcome.wake_at = earliest(soon, the_plan.wake_at, rollout_state.wake_at, now + MAX_SLEEP)
         return outcome
 
     # ------------------------------------------------------------------------------------ reads
@@ -250,7 +251,7 @@ class Executor:
             taken=taken,
         )
         for item in generated:
-            stored[_material_item(item)] = item.stored
+            stored[material_item(item.fresh.kid, crypto.is_symmetric(item.fresh.algorithm))] = item.stored
         result = plan(spec, ring, now, requests, observed, [g.fresh for g in generated])
         if result.needs_fresh:
             raise RuntimeError("the planner asked for more fresh keys than it counted")  # a planner bug
@@ -386,14 +387,6 @@ def _differs(old: Any, new: Any) -> bool:
     if new is None:
         return old is not None
     return bool(old != new)
-
-
-def _earliest(*moments: datetime | None) -> datetime | None:
-    return min((m for m in moments if m is not None), default=None)
-
-
-def _material_item(generated: keygen.Generated) -> str:
-    return material_item(generated.fresh.kid, generated.fresh.public_jwk is None)
 
 
 def _fields(spec: Spec, **extra: Any) -> dict[str, Any]:

@@ -16,14 +16,13 @@ from typing import Any
 import kopf
 
 from keyturn import GROUP, PLURAL, VERSION, metrics
+from keyturn.adapters.deployments import KEYSET_ANNOTATION, keysets_of
 from keyturn.adapters.kube import KEYSET_LABEL, MANAGED_BY, Conflict, api_client
 from keyturn.executor import Executor
 
 log = logging.getLogger("keyturn")
 
 _WAKERS: dict[tuple[str, str], asyncio.Event] = {}
-_EXECUTOR: list[Executor] = []
-TARGET_ANNOTATION = "keyturn.dev/keyset"
 MAX_BACKOFF = 300.0
 
 # True when `keyturn run` serves only namespaces named exactly by --namespace; operator_main.run sets
@@ -41,7 +40,7 @@ def wake(namespace: str | None, name: str | None) -> None:
 
 
 @kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.persistence.finalizer = "keyturn.dev/finalizer"
     # Keyturn posts its own Events with its own Reasons; kopf's log-to-event echo would leak noise.
     settings.posting.enabled = False
@@ -56,14 +55,15 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # every authenticated client) shows at startup, so a namespaced operator needs no cluster-scoped
     # permission. The price: a JwtKeySet CRD installed after the start is served after a restart.
     settings.scanning.disabled = fixed_namespaces
-    if not _EXECUTOR:
-        _EXECUTOR.append(Executor(api_client()))
+    memo.executor = Executor(api_client())  # every daemon gets this memo (kopf copies it shallowly)
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=30.0)
-async def keyset_daemon(stopped: kopf.DaemonStopped, namespace: str | None, name: str, **_: Any) -> None:
+async def keyset_daemon(
+    stopped: kopf.DaemonStopped, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
+) -> None:
     assert namespace is not None  # JwtKeySet is namespaced
-    executor = _EXECUTOR[0]
+    executor: Executor = memo.executor
     waker = _waker(namespace, name)
     backoff = 1.0
 
@@ -125,7 +125,7 @@ async def configmap_event(namespace: str | None, labels: kopf.Labels, **_: Any) 
     wake(namespace, labels.get(KEYSET_LABEL))
 
 
-@kopf.on.event("apps", "v1", "deployments", annotations={TARGET_ANNOTATION: kopf.PRESENT})
+@kopf.on.event("apps", "v1", "deployments", annotations={KEYSET_ANNOTATION: kopf.PRESENT})
 async def deployment_event(namespace: str | None, annotations: kopf.Annotations, **_: Any) -> None:
-    for keyset in annotations.get(TARGET_ANNOTATION, "").split(","):
-        wake(namespace, keyset.strip())
+    for keyset in keysets_of(annotations):
+        wake(namespace, keyset)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -110,8 +111,8 @@ def record_plan(namespace: str, name: str, before: Ring, plan: Plan, spec: Spec)
             FAILURES.labels(namespace, name, "AnalysisFailed").inc()
     if plan.next_rotation_at is not None:
         NEXT_ROTATION.labels(namespace, name).set(plan.next_rotation_at.timestamp())
-    elif (namespace, name) in _label_sets(NEXT_ROTATION):
-        NEXT_ROTATION.remove(namespace, name)
+    else:
+        _drop(NEXT_ROTATION, namespace, name)
     if not spec.symmetric:  # an HMAC keyset publishes no JWKS: no series, so no false "JWKS empty" alert
         JWKS_KEYS.labels(namespace, name).set(sum(1 for k in ring.keys if k.verifies))
     if spec.rotation.interval is not None:
@@ -119,13 +120,14 @@ def record_plan(namespace: str, name: str, before: Ring, plan: Plan, spec: Spec)
     KEY_AGES.update(namespace, name, ring)
 
 
-def _label_sets(metric: Gauge) -> set[tuple[str, ...]]:
-    return {tuple(s.labels.values()) for family in metric.collect() for s in family.samples}
+def _drop(gauge: Gauge, namespace: str, name: str) -> None:
+    """Remove a series if it exists (without scanning every series of the gauge on each pass)."""
+    with contextlib.suppress(KeyError):
+        gauge.remove(namespace, name)
 
 
 def forget(namespace: str, name: str) -> None:
     """A deleted keyset leaves no stale series behind."""
     KEY_AGES.forget(namespace, name)
     for gauge in (NEXT_ROTATION, STALLED, JWKS_KEYS, INTERVAL):
-        if (namespace, name) in _label_sets(gauge):
-            gauge.remove(namespace, name)
+        _drop(gauge, namespace, name)

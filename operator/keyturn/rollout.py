@@ -20,6 +20,7 @@ from keyturn.adapters.deployments import BadTarget, Deployments, to_target
 from keyturn.domain import analysis as gate
 from keyturn.domain.model import AnalysisResult, Operation, Ring
 from keyturn.domain.policies import Reason
+from keyturn.domain.schedule import earliest
 from keyturn.domain.spec import Spec
 from keyturn.domain.status import AnalysisView, Measurement, RolloutView
 from keyturn.domain.targets import SIGNING_ROLES, Decision, Health, Role, Target, decide, revisions
@@ -124,7 +125,7 @@ class Rollouts:
         if decision.failure is None:
             self._announced.pop((key, "failure"), None)
             result.view = RolloutView(revision, tuple(views), decision.in_progress, None)
-        result.wake_at = _earliest(decision.wake_at, result.wake_at)
+        result.wake_at = earliest(decision.wake_at, result.wake_at)
         return result
 
     async def _decide(self, spec: Spec, ring: Ring, now: datetime, result: RolloutResult) -> Decision:
@@ -182,8 +183,4 @@ class Rollouts:
         if current.analysis_result is None and current is ring.current:
             result.analysis_verdict = assessment.verdict
             result.analysis_message = f"analysis of {current.kid}: {assessment.message}"
-            result.wake_at = _earliest(result.wake_at, assessment.next_at)
-
-
-def _earliest(*moments: datetime | None) -> datetime | None:
-    return min((m for m in moments if m is not None), default=None)
+            result.wake_at = earliest(result.wake_at, assessment.next_at)

@@ -9,7 +9,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from keyturn.adapters.kube import KEYSET_LABEL, MANAGED_BY, Conflict, call, is_status
+from keyturn.adapters.kube import KEYSET_LABEL, MANAGED_BY, Conflict, call, get_or_none, is_status
 from keyturn.adapters.secrets import owner_refs
 
 
@@ -26,12 +26,9 @@ class ConfigMaps:
         self._core = client.CoreV1Api(api)
 
     async def read(self, namespace: str, name: str) -> ConfigMapSnapshot | None:
-        try:
-            cm = await call(self._core.read_namespaced_config_map, name, namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        cm = await get_or_none(self._core.read_namespaced_config_map, name, namespace)
+        if cm is None:
+            return None
         meta = cm.metadata
         assert meta is not None  # the API always returns metadata
         return ConfigMapSnapshot(

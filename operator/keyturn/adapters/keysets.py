@@ -6,10 +6,9 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from keyturn import GROUP, PLURAL, VERSION
-from keyturn.adapters.kube import call
+from keyturn.adapters.kube import call, get_or_none
 
 
 class Keysets:
@@ -17,14 +16,11 @@ class Keysets:
         self._custom = client.CustomObjectsApi(api)
 
     async def get(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            obj = await call(
-                self._custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        obj = await get_or_none(
+            self._custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
+        )
+        if obj is None:
+            return None
         return cast(dict[str, Any], obj)
 
     async def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:

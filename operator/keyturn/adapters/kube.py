@@ -44,6 +44,16 @@ async def call(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     return await loop.run_in_executor(_POOL, functools.partial(fn, *args, **kwargs))
 
 
+async def get_or_none(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T | None:
+    """A read where "not found" is an answer, not an error."""
+    try:
+        return await call(fn, *args, **kwargs)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
 def is_status(exc: BaseException, *codes: int) -> bool:
     return isinstance(exc, ApiException) and exc.status in codes
 

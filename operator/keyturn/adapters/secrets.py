@@ -10,7 +10,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from keyturn.adapters.kube import KEYSET_LABEL, MANAGED_BY, Conflict, call, is_status
+from keyturn.adapters.kube import KEYSET_LABEL, MANAGED_BY, Conflict, call, get_or_none, is_status
 
 STATE_ANNOTATION = "keyturn.dev/state"
 
@@ -65,12 +65,9 @@ class Secrets:
         self._core = client.CoreV1Api(api)
 
     async def read(self, namespace: str, name: str) -> SecretSnapshot | None:
-        try:
-            secret = await call(self._core.read_namespaced_secret, name, namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        secret = await get_or_none(self._core.read_namespaced_secret, name, namespace)
+        if secret is None:
+            return None
         meta = secret.metadata
         assert meta is not None  # the API always returns metadata
         return SecretSnapshot(
@@ -112,11 +109,8 @@ class Secrets:
             raise
 
     async def passphrase(self, namespace: str, name: str, key: str) -> bytes | None:
-        try:
-            secret = await call(self._core.read_namespaced_secret, name, namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        secret = await get_or_none(self._core.read_namespaced_secret, name, namespace)
+        if secret is None:
+            return None
         value = (secret.data or {}).get(key)
         return base64.b64decode(value) if value else None

@@ -45,3 +45,8 @@ def align_to_window(rotation: Rotation, moment: datetime) -> datetime:
             local.date() + timedelta(days=1), time(*window.start), tzinfo=rotation.time_zone
         )
     return start.astimezone(UTC)
+
+
+def earliest(*moments: datetime | None) -> datetime | None:
+    """The soonest of several wake-up times, ignoring the ones that are not set."""
+    return min((m for m in moments if m is not None), default=None)

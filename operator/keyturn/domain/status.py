@@ -161,36 +161,25 @@ def _conditions(
     now: datetime,
 ) -> list[dict[str, Any]]:
     current = ring.current
-    wanted: list[tuple[str, bool, str, str]] = []
+    paused = _pause(plan, observed) if phase == "Paused" else None
+    # kstatus: exactly one of Ready / Reconciling / Stalled is True, all three carry the same reason.
     if violations:
-        first = violations[0]
-        message = "; ".join(v.message for v in violations)
-        wanted += [
-            ("Ready", False, str(first.reason), message),
-            ("Reconciling", False, str(first.reason), message),
-            ("Stalled", True, str(first.reason), message),
-        ]
-    elif phase == "Paused":
-        reason, message = _pause(plan, observed)
-        wanted += [
-            ("Ready", False, reason, message),
-            ("Reconciling", False, reason, message),
-            ("Stalled", True, reason, message),
-        ]
+        ready, reconciling, stalled = False, False, True
+        reason, message = str(violations[0].reason), "; ".join(v.message for v in violations)
+    elif paused is not None:
+        ready, reconciling, stalled = False, False, True
+        reason, message = paused
     elif phase == "Ready":
-        message = f"{current.kid} signs" if current else ""
-        wanted += [
-            ("Ready", True, str(Reason.READY), message),
-            ("Reconciling", False, str(Reason.READY), message),
-            ("Stalled", False, str(Reason.READY), message),
-        ]
+        ready, reconciling, stalled = True, False, False
+        reason, message = str(Reason.READY), f"{current.kid} signs" if current else ""
     else:
+        ready, reconciling, stalled = False, True, False
         reason, message = _progress(phase, plan, observed)
-        wanted += [
-            ("Ready", False, reason, message),
-            ("Reconciling", True, reason, message),
-            ("Stalled", False, reason, message),
-        ]
+    wanted: list[tuple[str, bool, str, str]] = [
+        ("Ready", ready, reason, message),
+        ("Reconciling", reconciling, reason, message),
+        ("Stalled", stalled, reason, message),
+    ]
     rolled_back = current is not None and current.activation is Operation.ROLLBACK
     last_rollback = next((h for h in reversed(ring.history) if h.operation is Operation.ROLLBACK), None)
     wanted.append(
@@ -203,14 +192,12 @@ def _conditions(
             else "no rollback in effect",
         )
     )
-    degraded = observed.degraded or (
-        (Reason(_pause(plan, observed)[0]), _pause(plan, observed)[1]) if phase == "Paused" else None
-    )
+    degraded = (str(observed.degraded[0]), observed.degraded[1]) if observed.degraded else paused
     wanted.append(
         (
             "Degraded",
             degraded is not None,
-            str(degraded[0]) if degraded else str(Reason.READY),
+            degraded[0] if degraded else str(Reason.READY),
             degraded[1] if degraded else "all keys and targets healthy",
         )
     )
