@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from keyturn.domain import policies
+from keyturn.domain.inputs import Inputs
 from keyturn.domain.model import FreshKey, Ring
 from keyturn.domain.planner import Observations, Plan, Requests, plan
+from keyturn.domain.reasons import Violation
 from keyturn.domain.spec import Spec, parse_spec
 
 
@@ -51,3 +54,26 @@ def step(
     )
     assert second.needs_fresh == 0, "the planner must count every fresh key it needs in one pass"
     return second
+
+
+def inputs(the_spec: Spec, ring: Ring, **overrides: Any) -> Inputs:
+    """The Inputs of a pass that read `the_spec` and `ring` and met no problem anywhere else."""
+    fields: dict[str, Any] = {
+        "namespace": the_spec.namespace,
+        "name": the_spec.name,
+        "generation": 1,
+        "requests": NO_REQUESTS,
+        "spec": the_spec,
+        "spec_problem": None,
+        "acting": the_spec,
+        "secret": None,
+        "ring": ring,
+        "jwks": None,
+    }
+    fields.update(overrides)
+    return Inputs(**fields)
+
+
+def violations(the_spec: Spec, ring: Ring) -> list[Violation]:
+    """What the checks of a pass would hold the keyset Stalled for."""
+    return list(policies.evaluate(inputs(the_spec, ring)).violations)

@@ -18,6 +18,7 @@ import kopf
 from keyturn import GROUP, PLURAL, VERSION, metrics
 from keyturn.adapters.deployments import KEYSET_ANNOTATION, keysets_of
 from keyturn.adapters.kube import KEYSET_LABEL, MANAGED_BY, Conflict, api_client
+from keyturn.domain.reasons import Reason
 from keyturn.executor import Executor
 
 log = logging.getLogger("keyturn")
@@ -55,7 +56,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # every authenticated client) shows at startup, so a namespaced operator needs no cluster-scoped
     # permission. The price: a JwtKeySet CRD installed after the start is served after a restart.
     settings.scanning.disabled = fixed_namespaces
-    memo.executor = Executor(api_client())  # every daemon gets this memo (kopf copies it shallowly)
+    memo.executor = Executor.from_api(api_client())  # every daemon gets this memo (kopf copies it shallowly)
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=30.0)
@@ -79,18 +80,23 @@ async def keyset_daemon(
                 backoff = 1.0
                 delay = _seconds_until(outcome.wake_at)
             except Conflict as exc:
-                log.info("%s", exc, extra={"namespace": namespace, "keyset": name, "reason": "Conflict"})
-                delay = 0.05
-            except Exception as exc:  # any failure: back off and try again, never crash the daemon
-                metrics.FAILURES.labels(namespace, name, "ReconcileError").inc()
-                log.error(
-                    "reconcile failed: %s: %s",
-                    type(exc).__name__,
+                log.info(
+                    "%s",
                     exc,
-                    extra={"namespace": namespace, "keyset": name, "reason": "ReconcileError"},
+                    extra={"namespace": namespace, "keyset": name, "reason": str(Reason.WRITE_CONFLICT)},
                 )
+                delay = 0.05
+            except Exception as exc:  # any failure: say so in status, back off, never crash the daemon
                 delay = backoff * (1 + random.random() / 4)  # noqa: S311 - jitter, not crypto
                 backoff = min(backoff * 2, MAX_BACKOFF)
+                try:
+                    await executor.report_failure(namespace, name, exc)
+                except Exception as report_exc:  # the API may be what failed: the log still tells
+                    log.warning(
+                        "could not report the failure in status: %s",
+                        type(report_exc).__name__,
+                        extra={"namespace": namespace, "keyset": name, "reason": str(Reason.RECONCILE_ERROR)},
+                    )
             woken = asyncio.ensure_future(waker.wait())
             await asyncio.wait({woken, stopping}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
             woken.cancel()

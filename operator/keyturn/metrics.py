@@ -11,8 +11,9 @@ from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
-from keyturn.domain.model import HistoryEntry, KeyState, Operation, Ring
+from keyturn.domain.model import HistoryEntry, HistoryResult, KeyState, Operation, Ring
 from keyturn.domain.planner import Plan
+from keyturn.domain.reasons import Reason
 from keyturn.domain.spec import Spec
 
 LABELS = ("namespace", "keyset")
@@ -103,12 +104,12 @@ def record_plan(namespace: str, name: str, before: Ring, plan: Plan, spec: Spec)
         elif entry.operation is Operation.REVOKE:
             REVOCATIONS.labels(*labels).inc()
         elif entry.operation is Operation.ROLLBACK:
-            if entry.result == "RolledBack":
+            if entry.result is HistoryResult.ROLLED_BACK:
                 ROLLBACKS.labels(*labels).inc()
             else:
-                FAILURES.labels(namespace, name, "RollbackImpossible").inc()
-        elif entry.operation is Operation.ANALYSIS and entry.result == "Failed":
-            FAILURES.labels(namespace, name, "AnalysisFailed").inc()
+                FAILURES.labels(namespace, name, str(Reason.ROLLBACK_IMPOSSIBLE)).inc()
+        elif entry.operation is Operation.ANALYSIS and entry.result is HistoryResult.FAILED:
+            FAILURES.labels(namespace, name, str(Reason.ANALYSIS_FAILED)).inc()
     if plan.next_rotation_at is not None:
         NEXT_ROTATION.labels(namespace, name).set(plan.next_rotation_at.timestamp())
     else:

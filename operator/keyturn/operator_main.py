@@ -10,6 +10,7 @@ import kopf
 from prometheus_client import start_http_server
 
 from keyturn import handlers, logs
+from keyturn.domain.reasons import Reason
 
 log = logging.getLogger("keyturn")
 
@@ -32,7 +33,7 @@ def run(
         priority = secrets.randbelow(1_000_000_000) + 1
     # Exact names only: a kopf namespace glob ("team-*", "!kube-system") needs kopf's scanning.
     handlers.fixed_namespaces = bool(namespaces) and not any(set(ns) & set("*?!,") for ns in namespaces)
-    log.info("keyturn starting", extra={"reason": "Starting"})
+    log.info("keyturn starting", extra={"reason": str(Reason.STARTING)})
     assert handlers.keyset_daemon is not None
     asyncio.run(
         kopf.operator(

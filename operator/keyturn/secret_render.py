@@ -20,17 +20,31 @@ class MissingMaterial(RuntimeError):
     """The record names a key whose private material is not in the Secret."""
 
 
-def render(spec: Spec, ring: Ring, stored: Mapping[str, str]) -> dict[str, str]:
-    """Material of every key that still has some, plus the configured items."""
+def render(spec: Spec, ring: Ring, stored: Mapping[str, str], *, lenient: bool = False) -> dict[str, str]:
+    """Material of every key that still has some, plus the configured items.
+
+    `lenient` (the emergency path of a keyset whose Secret was damaged by hand): a key without its
+    material is left out instead of failing the write, and an item that needs it keeps what the
+    Secret holds, so a revocation still lands and nothing more is lost.
+    """
     data: dict[str, str] = {}
+    missing: set[str] = set()
     for key in ring.keys:
         if key.has_material:
             item = material_item(key.kid, crypto.is_symmetric(key.algorithm))
-            if item not in stored:
+            if item in stored:
+                data[item] = stored[item]
+            elif lenient:
+                missing.add(key.kid)
+            else:
                 raise MissingMaterial(f"the Secret has no material for key {key.kid} ({item})")
-            data[item] = stored[item]
     for placement in placements(ring, spec.secret.items):
-        data[placement.item.key] = _format(placement.item.format, placement.keys, stored)
+        name = placement.item.key
+        if missing & {k.kid for k in placement.keys}:
+            if name in stored:
+                data[name] = stored[name]
+            continue
+        data[name] = _format(placement.item.format, placement.keys, stored)
     return data
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from keyturn import keygen
-from keyturn.domain import jwks, policies, record
+from keyturn.domain import jwks, record
 from keyturn.domain.model import AnalysisResult, KeyState, Operation, Ring, Trigger
 from keyturn.domain.planner import Emergency, Observations, Requests, plan
 from keyturn.domain.policies import Reason
 from keyturn.domain.spec import Revocation, Spec
-from planning import spec, step
+from planning import spec, step, violations
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -361,12 +361,12 @@ def test_a_signer_failure_with_nothing_to_roll_back_to_pauses_without_writing() 
 
 def test_revoked_kids_of_a_keyset_starting_over_are_a_deny_list_not_a_stall() -> None:
     listed = spec(revokedKids=[{"kid": "old-1", "reason": "key_compromise"}])
-    assert policies.check(listed, Ring()) == []  # new keyset, or its Secret was lost
+    assert violations(listed, Ring()) == []  # new keyset, or its Secret was lost
     started = step(listed, Ring(), T0).ring
     assert "old-1" in started.revoked_kids  # remembered: known from now on, never generated
-    assert policies.check(listed, started) == []
+    assert violations(listed, started) == []
     _, ring = initialized()
-    assert [v.reason for v in policies.check(listed, ring)] == [Reason.UNKNOWN_KID]
+    assert [v.reason for v in violations(listed, ring)] == [Reason.UNKNOWN_KID]
 
 
 def test_template_kids_skip_serials_whose_kid_was_revoked() -> None:

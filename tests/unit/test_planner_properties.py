@@ -16,8 +16,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from keyturn.domain import jwks, record
-from keyturn.domain.model import MATERIAL_STATES, AnalysisResult, KeyState, Operation, Ring, Trigger
-from keyturn.domain.planner import Emergency, Observations, Requests, plan
+from keyturn.domain.model import (
+    MATERIAL_STATES,
+    TRANSITIONS,
+    AnalysisResult,
+    KeyState,
+    Operation,
+    Ring,
+    Trigger,
+)
+from keyturn.domain.planner import Emergency, Move, Observations, Plan, Requests, plan
 from keyturn.domain.spec import Revocation, Spec
 from planning import spec as make_spec
 from planning import step as run_step
@@ -76,6 +84,20 @@ specs = st.sampled_from(
 
 def jwks_kids(ring: Ring) -> set[str]:
     return {k.kid for k in ring.verifying()}
+
+
+def check_transitions(before: Ring, after: Ring, moves: list[Move]) -> None:
+    """Every observed change of a key's state is in the lifecycle's table, and the recorded moves
+    account for all of them (no state changed behind `transition`'s back)."""
+    states: dict[str, KeyState | None] = {k.kid: k.state for k in before.keys}
+    for move in moves:
+        assert (move.old, move.new) in TRANSITIONS, f"{move.kid}: {move.old} -> {move.new}"
+        assert states.get(move.kid) == move.old, (
+            f"{move.kid} moved from {move.old}, was {states.get(move.kid)}"
+        )
+        states[move.kid] = move.new
+    observed = {k.kid: k.state for k in after.keys}
+    assert {kid: state for kid, state in states.items() if state is not None} == observed
 
 
 def check_invariants(the_spec: Spec, before: Ring, after: Ring, now: datetime) -> None:
@@ -185,11 +207,14 @@ def test_invariants_hold_through_random_histories(
                 the_spec, revoked=tuple(Revocation(kid, "key_compromise") for kid in revoked)
             )
         result = run_step(spec_now, ring, now, requests, observed)
+        passes: list[Plan] = [result]
         if result.requeue:  # the executor plans again at once (the next key after a revocation)
             result = run_step(spec_now, result.ring, now, requests, observed)
             assert not result.requeue
+            passes.append(result)
         if action.kind == "crash":
             continue  # computed, never written: the next pass starts from the old Secret
+        check_transitions(ring, result.ring, [m for p in passes for m in p.moves])
         check_invariants(spec_now, ring, result.ring, now)
         # 7. with nothing due, planning again at the same instant writes nothing
         if requests.emergency is None and observed == Observations():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
@@ -11,14 +10,9 @@ from kubernetes.client.exceptions import ApiException
 
 from keyturn.adapters.kube import KEYSET_LABEL, MANAGED_BY, Conflict, call, get_or_none, is_status
 from keyturn.adapters.secrets import owner_refs
+from keyturn.domain.inputs import ConfigMapSnapshot
 
-
-@dataclass(frozen=True)
-class ConfigMapSnapshot:
-    data: Mapping[str, str]
-    labels: Mapping[str, str]
-    owner_uids: tuple[str, ...]
-    resource_version: str
+__all__ = ["ConfigMapSnapshot", "ConfigMaps"]
 
 
 class ConfigMaps:

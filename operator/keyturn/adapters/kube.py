@@ -12,15 +12,15 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from keyturn import __version__
+from keyturn.domain.inputs import KEYSET_LABEL, MANAGED_BY
+
+__all__ = ["KEYSET_LABEL", "MANAGED_BY", "Conflict", "api_client", "call", "get_or_none", "is_status"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 # Enough threads that 100 keysets reconciling at once never queue behind each other for long.
 _POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="keyturn-api")
-
-MANAGED_BY = {"app.kubernetes.io/managed-by": "keyturn"}
-KEYSET_LABEL = "keyturn.dev/keyset"
 
 
 def api_client(kubeconfig: str | None = None) -> Any:

@@ -3,46 +3,41 @@
 from __future__ import annotations
 
 import base64
+import binascii
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from keyturn.adapters.kube import KEYSET_LABEL, MANAGED_BY, Conflict, call, get_or_none, is_status
+from keyturn.domain.inputs import STATE_ANNOTATION, SecretSnapshot
 
-STATE_ANNOTATION = "keyturn.dev/state"
-
-
-@dataclass(frozen=True)
-class SecretSnapshot:
-    name: str
-    data: Mapping[str, str]
-    annotations: Mapping[str, str]
-    labels: Mapping[str, str]
-    owner_uids: tuple[str, ...]
-    resource_version: str
-
-    @property
-    def record(self) -> str | None:
-        return self.annotations.get(STATE_ANNOTATION)
-
-    def managed_for(self, keyset: str) -> bool:
-        return self.labels.get(KEYSET_LABEL) == keyset and self.record is not None
+__all__ = ["STATE_ANNOTATION", "SecretSnapshot", "SecretWrite", "Secrets"]
 
 
 @dataclass(frozen=True)
 class SecretWrite:
     name: str
-    data: Mapping[str, str]
-    record: str
+    data: Mapping[str, str] = field(repr=False)
+    record: str = field(repr=False)
     keyset: str
     owner: Mapping[str, Any] | None = None
+    # Items carried over as they are (base64), e.g. binary items Keyturn cannot read.
+    raw: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
-def _decode(data: Mapping[str, bytes | str] | None) -> dict[str, str]:
-    return {k: base64.b64decode(v).decode() for k, v in (data or {}).items()}
+def _decode(data: Mapping[str, bytes | str] | None) -> tuple[dict[str, str], dict[str, str]]:
+    """Text items, and the items that are not UTF-8 text (kept as the API's base64)."""
+    text: dict[str, str] = {}
+    binary: dict[str, str] = {}
+    for key, value in (data or {}).items():
+        try:
+            text[key] = base64.b64decode(value, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError, ValueError, TypeError):
+            binary[key] = value if isinstance(value, str) else ""
+    return text, binary
 
 
 def owner_refs(owner: Mapping[str, Any] | None) -> list[client.V1OwnerReference] | None:
@@ -70,9 +65,11 @@ class Secrets:
             return None
         meta = secret.metadata
         assert meta is not None  # the API always returns metadata
+        text, binary = _decode(secret.data)
         return SecretSnapshot(
             name=name,
-            data=_decode(secret.data),
+            data=text,
+            binary=binary,
             annotations=dict(meta.annotations or {}),
             labels=dict(meta.labels or {}),
             owner_uids=tuple(o.uid for o in meta.owner_references or ()),
@@ -96,7 +93,10 @@ class Secrets:
                 resource_version=previous.resource_version if previous else None,
             ),
             type="Opaque",
-            data={k: base64.b64encode(v.encode()).decode() for k, v in sorted(write.data.items())},
+            data={
+                **dict(write.raw),
+                **{k: base64.b64encode(v.encode()).decode() for k, v in sorted(write.data.items())},
+            },
         )
         try:
             if previous is None:

@@ -1,4 +1,5 @@
-"""The vocabulary of the key lifecycle: keys, their states, and the record the Secret carries."""
+"""The vocabulary of the key lifecycle: keys, their states, the legal moves between them, and the
+record the Secret carries."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 
 class KeyState(StrEnum):
@@ -17,6 +18,34 @@ class KeyState(StrEnum):
     FAILED = "failed"
     RETIRED = "retired"
     REVOKED = "revoked"
+
+
+# Every change of a key's state the lifecycle allows; None is "no key" (before creation, after
+# deletion from the record). `transition` refuses anything else, so a planner bug cannot, say, make
+# a revoked or failed key sign again (invariant 5).
+TRANSITIONS: Final[frozenset[tuple[KeyState | None, KeyState | None]]] = frozenset(
+    {
+        (None, KeyState.NEXT),  # publish: prepared ahead of its activation
+        (None, KeyState.CURRENT),  # the first key, or a fresh one when no prepared key can sign
+        (KeyState.NEXT, KeyState.CURRENT),  # activate: scheduled, manual, or promoted by a revocation
+        (KeyState.CURRENT, KeyState.PREVIOUS),  # rotate: demoted, still verifies for the grace period
+        (KeyState.CURRENT, KeyState.FAILED),  # rolled back: verifies for the grace, never signs again
+        (KeyState.PREVIOUS, KeyState.CURRENT),  # roll back onto the key it replaced
+        (KeyState.PREVIOUS, KeyState.RETIRED),  # grace over: out of the JWKS, material kept
+        (KeyState.FAILED, KeyState.RETIRED),
+        (KeyState.NEXT, KeyState.REVOKED),  # revoke: out of the JWKS and the Secret at once
+        (KeyState.CURRENT, KeyState.REVOKED),
+        (KeyState.PREVIOUS, KeyState.REVOKED),
+        (KeyState.FAILED, KeyState.REVOKED),
+        (KeyState.RETIRED, KeyState.REVOKED),
+        (KeyState.RETIRED, None),  # purged: retention over
+        (KeyState.REVOKED, None),  # forgotten: retention over (its kid stays in revokedKids)
+    }
+)
+
+
+class IllegalTransition(RuntimeError):
+    """A state change outside TRANSITIONS was attempted: a bug, never a user error."""
 
 
 # States whose public key is in the JWKS, i.e. that verifiers must accept.
@@ -52,6 +81,25 @@ class AnalysisResult(StrEnum):
     INCONCLUSIVE = "Inconclusive"
 
 
+class HistoryResult(StrEnum):
+    """How an operation in status.history ended (analysis entries carry the analysis verdict)."""
+
+    SUCCEEDED = "Succeeded"
+    REVOKED = "Revoked"
+    REJECTED = "Rejected"
+    ROLLED_BACK = "RolledBack"
+    PASSED = AnalysisResult.PASSED.value
+    FAILED = AnalysisResult.FAILED.value
+    INCONCLUSIVE = AnalysisResult.INCONCLUSIVE.value
+
+
+class AckResult(StrEnum):
+    """status.emergency.result: what Keyturn did about an emergency request."""
+
+    REVOKED = "Revoked"
+    REJECTED = "Rejected"
+
+
 @dataclass(frozen=True)
 class Key:
     """One signing key's public facts. Private material never lives in this object."""
@@ -79,6 +127,9 @@ class Key:
     analysis_result: AnalysisResult | None = None
 
     def evolve(self, **changes: Any) -> Key:
+        """Change facts of the key; its state changes only through `transition`."""
+        if "state" in changes and changes["state"] is not self.state:
+            raise IllegalTransition(f"{self.kid}: state changes go through transition()")
         return dataclasses.replace(self, **changes)
 
     @property
@@ -117,14 +168,14 @@ class HistoryEntry:
     kids: tuple[str, ...]
     trigger: Trigger
     reason: str
-    result: str
+    result: HistoryResult
 
 
 @dataclass(frozen=True)
 class EmergencyAck:
     request_id: str
     handled_at: datetime
-    result: str
+    result: AckResult
     new_kid: str | None
     message: str
 
@@ -183,6 +234,19 @@ class Ring:
 
     def known(self, kid: str) -> bool:
         return kid in self.revoked_kids or self.find(kid) is not None
+
+
+def transition(key: Key, state: KeyState, **changes: Any) -> Key:
+    """The one way a key changes state: refuses any move that is not in TRANSITIONS."""
+    check_transition(key.kid, key.state, state)
+    return dataclasses.replace(key, state=state, **changes)
+
+
+def check_transition(kid: str, old: KeyState | None, new: KeyState | None) -> None:
+    if old != new and (old, new) not in TRANSITIONS:
+        raise IllegalTransition(
+            f"key {kid}: {old or 'none'} -> {new or 'none'} is not a lifecycle transition"
+        )
 
 
 def _demoted_order(key: Key) -> tuple[datetime, int]:

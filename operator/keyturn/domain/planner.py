@@ -2,7 +2,23 @@
 
 Every decision about a key (publish, activate, demote, retire, purge, revoke, roll back) is made
 here, from the Secret's record and the time passed in, so the rules can be tested with explicit
-clocks and replayed after a crash.
+clocks and replayed after a crash. Every state change goes through `model.transition`, which
+refuses any move that is not in `model.TRANSITIONS`:
+
+           publish          activate            rotate             grace over         retention over
+  (none) ──────────▶ next ──────────▶ current ──────────▶ previous ──────────▶ retired ──────────▶ (none)
+    │                 │               ▲  │  ▲   rollback     │                   ▲
+    │ first key, or   │               │  │  └────────────────┘                   │ grace over
+    └─ fresh after ───┼───────────────┘  └──── rollback ───▶ failed ─────────────┘
+       a revocation   │                  │                     │
+                      └─ revoke ─────────┴─ revoke ────────────┴─ revoke (also retired) ─▶ revoked ─▶ (none)
+
+A revoked key leaves the JWKS and the Secret at once, and its kid is never used again.
+
+A pass runs the rules in this order: declarative revocations, the emergency request, the first
+key, the analysis verdict, a failed signer wave, a manual rollback, the next key, a due rotation,
+expiry, and the schedule. In `PlanMode.EMERGENCY` (the keyset is Stalled) only the first two run:
+revoking a kid and promoting the prepared key need nothing but the record.
 """
 
 from __future__ import annotations
@@ -10,61 +26,42 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
+from typing import Any
 
+from keyturn.domain.inputs import Observations
 from keyturn.domain.model import (
     EMERGENCY_MEMORY,
     HISTORY_LIMIT,
     MATERIAL_STATES,
+    AckResult,
     AnalysisResult,
     EmergencyAck,
     FreshKey,
     Handled,
     HistoryEntry,
+    HistoryResult,
     Key,
     KeyState,
     Operation,
     Ring,
     Trigger,
+    check_transition,
+    transition,
 )
-from keyturn.domain.policies import Reason
+from keyturn.domain.reasons import Reason
+from keyturn.domain.requests import Emergency, Requests
 from keyturn.domain.schedule import align_to_window, due_after, in_window
 from keyturn.domain.spec import Spec
 
-
-@dataclass(frozen=True)
-class Emergency:
-    """status.emergency as a person (or `kubectl keyturn revoke`) wrote it."""
-
-    request_id: str
-    reason: str = "key_compromise"
-    revoke_kids: tuple[str, ...] = ()
-    revoke_all: bool = False
+__all__ = ["Emergency", "Move", "Notice", "Observations", "Plan", "PlanMode", "Requests", "plan"]
 
 
-@dataclass(frozen=True)
-class Requests:
-    """What people asked for: annotation tokens and the emergency request."""
+class PlanMode(StrEnum):
+    """FULL: every rule. EMERGENCY: the keyset is Stalled; only revocations and emergencies run."""
 
-    rotate: str | None = None
-    rollback: str | None = None
-    emergency: Emergency | None = None
-
-
-@dataclass(frozen=True)
-class Observations:
-    """What the executor saw in the cluster that decisions depend on."""
-
-    # Every verifier target serves the current verification set (no targets: True).
-    verifiers_ready: bool = True
-    # Every signer target signs with the current key (no targets: True).
-    signers_ready: bool = True
-    # Whether any target signs: without one, a new key's signer wave is over the moment it activates.
-    signer_targets: bool = False
-    # A signer target failed while rolling to the current key: the message names it.
-    signer_failure: str | None = None
-    # The concluded verdict of the current key's analysis, when there is one.
-    analysis: AnalysisResult | None = None
-    analysis_message: str = ""
+    FULL = "full"
+    EMERGENCY = "emergency"
 
 
 @dataclass(frozen=True)
@@ -75,6 +72,15 @@ class Notice:
     message: str
     warning: bool = False
     kids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Move:
+    """One state change of a key in a pass (None: not in the record before / after)."""
+
+    kid: str
+    old: KeyState | None
+    new: KeyState | None
 
 
 @dataclass(frozen=True)
@@ -93,18 +99,31 @@ class Plan:
     # Plan again at once: after a revocation the next key is prepared in a second pass, so that
     # generating it (up to a second for RSA-4096) never delays the revocation itself.
     requeue: bool = False
+    # Every state change of the pass, in order; each one is in model.TRANSITIONS.
+    moves: tuple[Move, ...] = ()
+
+
+NO_REQUESTS = Requests()
+ALL_READY = Observations()
 
 
 def plan(
     spec: Spec,
     ring: Ring,
     now: datetime,
-    requests: Requests = Requests(),
-    observed: Observations = Observations(),
+    requests: Requests = NO_REQUESTS,
+    observed: Observations = ALL_READY,
     fresh: Sequence[FreshKey] = (),
+    *,
+    mode: PlanMode = PlanMode.FULL,
+    generate: bool = True,
 ) -> Plan:
-    """Decide the next state of the keyset. Deterministic in its arguments."""
-    return _Planner(spec, ring, now, requests, observed, fresh).run()
+    """Decide the next state of the keyset. Deterministic in its arguments.
+
+    `generate=False`: no fresh key can be made now (no usable spec or passphrase); a revocation
+    then promotes the prepared key if it can, and otherwise leaves no key signing.
+    """
+    return _Planner(spec, ring, now, requests, observed, fresh, mode, generate).run()
 
 
 @dataclass
@@ -115,6 +134,8 @@ class _Planner:
     requests: Requests
     observed: Observations
     fresh: Sequence[FreshKey]
+    mode: PlanMode = PlanMode.FULL
+    generate: bool = True
     keys: list[Key] = field(default_factory=list)
     history: list[HistoryEntry] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
@@ -134,6 +155,7 @@ class _Planner:
     revoked_current: bool = False
     # Keys made current in this pass: the observations were taken before they signed.
     activated_here: set[str] = field(default_factory=set)
+    moves: list[Move] = field(default_factory=list)
 
     def run(self) -> Plan:
         self.keys = list(self.ring.keys)
@@ -146,15 +168,16 @@ class _Planner:
 
         self._declarative_revocations()
         self._emergency()
-        self._initial()
-        self._analysis()
-        self._rollout_failure()
-        self._manual_rollback()
-        self._ensure_next()
-        self._rotation()
-        self._ensure_next()
-        self._expire()
-        self._schedule()
+        if self.mode is PlanMode.FULL:
+            self._initial()
+            self._analysis()
+            self._rollout_failure()
+            self._manual_rollback()
+            self._ensure_next()
+            self._rotation()
+            self._ensure_next()
+            self._expire()
+            self._schedule()
 
         if self.fresh_missing:
             return Plan(ring=self.ring, needs_fresh=self.fresh_used + self.fresh_missing)
@@ -179,6 +202,7 @@ class _Planner:
             paused=self.paused,
             paused_message=self.paused_message,
             requeue=self.revoked_current,
+            moves=tuple(self.moves),
         )
 
     # ----------------------------------------------------------------------------- helpers
@@ -190,15 +214,27 @@ class _Planner:
         return new
 
     def _record(
-        self, operation: Operation, kids: Sequence[str], trigger: Trigger, reason: str, result: str
+        self, operation: Operation, kids: Sequence[str], trigger: Trigger, reason: str, result: HistoryResult
     ) -> None:
         self.history.append(HistoryEntry(self.now, operation, tuple(kids), trigger, reason, result))
 
     def _notice(self, reason: Reason, message: str, kids: Sequence[str], *, warning: bool = False) -> None:
         self.notices.append(Notice(reason, message, warning, tuple(kids)))
 
+    def _move(self, key: Key, state: KeyState, **changes: Any) -> Key:
+        """Every state change of a pass goes through here: checked against TRANSITIONS, recorded."""
+        moved = self._replace(key, transition(key, state, **changes))
+        self.moves.append(Move(key.kid, key.state, state))
+        return moved
+
+    def _remove(self, key: Key) -> None:
+        check_transition(key.kid, key.state, None)
+        self.keys.remove(key)
+        self.moves.append(Move(key.kid, key.state, None))
+
     def _take_fresh(self, state: KeyState, trigger: Trigger) -> Key:
         """Place the next fresh key; without one, count it so the executor generates enough."""
+        check_transition("(fresh)", None, state)
         if self.fresh_used < len(self.fresh):
             made = self.fresh[self.fresh_used]
             self.fresh_used += 1
@@ -223,7 +259,8 @@ class _Planner:
             fingerprint=made.fingerprint,
         )
         self.keys.append(key)
-        self._record(Operation.GENERATE, [key.kid], trigger, f"published as {state}", "Succeeded")
+        self.moves.append(Move(key.kid, None, state))
+        self._record(Operation.GENERATE, [key.kid], trigger, f"published as {state}", HistoryResult.SUCCEEDED)
         self.last_trigger = trigger
         if active:
             self.activated_here.add(key.kid)
@@ -231,15 +268,13 @@ class _Planner:
 
     def _demote(self, key: Key, state: KeyState, reason: str | None = None) -> Key:
         rotation = self.spec.rotation
-        return self._replace(
+        return self._move(
             key,
-            key.evolve(
-                state=state,
-                demoted_at=self.now,
-                remove_from_jwks_at=self.now + rotation.grace_period,
-                purge_at=self.now + rotation.retention,
-                reason=reason or key.reason,
-            ),
+            state,
+            demoted_at=self.now,
+            remove_from_jwks_at=self.now + rotation.grace_period,
+            purge_at=self.now + rotation.retention,
+            reason=reason or key.reason,
         )
 
     def _wave_over_at(self) -> datetime | None:
@@ -249,19 +284,17 @@ class _Planner:
     def _activate(self, key: Key, operation: Operation, trigger: Trigger) -> Key:
         self.last_trigger = trigger
         self.activated_here.add(key.kid)
-        return self._replace(
+        return self._move(
             key,
-            key.evolve(
-                state=KeyState.CURRENT,
-                activated_at=self.now,
-                activation=operation,
-                activated_by=trigger,
-                demoted_at=None,
-                remove_from_jwks_at=None,
-                purge_at=None,
-                signers_ready_at=self._wave_over_at(),
-                analysis_result=None,
-            ),
+            KeyState.CURRENT,
+            activated_at=self.now,
+            activation=operation,
+            activated_by=trigger,
+            demoted_at=None,
+            remove_from_jwks_at=None,
+            purge_at=None,
+            signers_ready_at=self._wave_over_at(),
+            analysis_result=None,
         )
 
     # ----------------------------------------------------------------------------- revocation
@@ -269,33 +302,50 @@ class _Planner:
         key = next((k for k in self.keys if k.kid == kid), None)
         if key is None or key.state is KeyState.REVOKED:
             return False
-        self._replace(
+        self._move(
             key,
-            key.evolve(
-                state=KeyState.REVOKED,
-                revoked_at=self.now,
-                reason=reason,
-                remove_from_jwks_at=self.now,
-                purge_at=self.now,
-            ),
+            KeyState.REVOKED,
+            revoked_at=self.now,
+            reason=reason,
+            remove_from_jwks_at=self.now,
+            purge_at=self.now,
         )
         if kid not in self.revoked_kids:
             self.revoked_kids.append(kid)
-        self._record(Operation.REVOKE, [kid], trigger, reason, "Revoked")
+        self._record(Operation.REVOKE, [kid], trigger, reason, HistoryResult.REVOKED)
         self._notice(Reason.KEY_REVOKED, f"key {kid} revoked ({trigger}): {reason}", [kid], warning=True)
         return True
 
-    def _replace_current(self, trigger: Trigger, *, fresh_only: bool = False) -> Key:
-        """After the current key is revoked: the prepared key signs at once, or a fresh one."""
+    def _replace_current(self, trigger: Trigger, *, fresh_only: bool = False) -> Key | None:
+        """After the current key is revoked: the prepared key signs at once, or a fresh one.
+
+        None when neither is possible (no usable prepared key, and no key can be generated now):
+        revoking the compromised key matters more than having a key that signs.
+        """
         current = self._find(KeyState.CURRENT)
         if current is not None:
             return current
         self.revoked_current = True
         nxt = None if fresh_only else self._find(KeyState.NEXT)
-        if nxt is not None:
+        if nxt is not None and nxt.kid not in self.observed.unusable:
             promoted = self._activate(nxt, Operation.REVOKE, trigger)
-            self._record(Operation.ROTATE, [promoted.kid], trigger, "promoted after revocation", "Succeeded")
+            self._record(
+                Operation.ROTATE,
+                [promoted.kid],
+                trigger,
+                "promoted after revocation",
+                HistoryResult.SUCCEEDED,
+            )
             return promoted
+        if not self.generate:
+            self._notice(
+                Reason.NO_SIGNING_KEY,
+                "no key signs: no prepared key could be promoted and no key can be generated until the "
+                "Stalled condition is resolved",
+                [],
+                warning=True,
+            )
+            return None
         return self._take_fresh(KeyState.CURRENT, trigger)
 
     def _declarative_revocations(self) -> None:
@@ -315,6 +365,13 @@ class _Planner:
         request = self.requests.emergency
         if request is None or self.ring.handled.emergency(request.request_id) is not None:
             return
+        if request.problem is not None:
+            message = f"the request cannot be read: {request.problem}"
+            self._ack(request, AckResult.REJECTED, None, message)
+            self._notice(
+                Reason.EMERGENCY_REJECTED, f"emergency {request.request_id}: {message}", [], warning=True
+            )
+            return
         live = [k for k in self.keys if k.state in MATERIAL_STATES]
         current = self._find(KeyState.CURRENT)
         if request.revoke_all:
@@ -331,24 +388,26 @@ class _Planner:
                 message = f"already revoked: {', '.join(kids)}; nothing changed"
             else:
                 message = "there is no key to revoke"
-            self._ack(request, "Rejected", None, message)
+            self._ack(request, AckResult.REJECTED, None, message)
             self._notice(
                 Reason.EMERGENCY_REJECTED, f"emergency {request.request_id}: {message}", unknown, warning=True
             )
             return
         for kid in kids:
             self._revoke(kid, request.reason, Trigger.EMERGENCY)
-        new_kid = self._replace_current(Trigger.EMERGENCY, fresh_only=request.revoke_all).kid
-        message = f"revoked {', '.join(kids)}; {new_kid} signs now"
-        self._ack(request, "Revoked", new_kid, message)
+        signing = self._replace_current(Trigger.EMERGENCY, fresh_only=request.revoke_all)
+        new_kid = signing.kid if signing is not None else None
+        signs = f"{new_kid} signs now" if new_kid else "no key signs until the keyset is no longer Stalled"
+        message = f"revoked {', '.join(kids)}; {signs}"
+        self._ack(request, AckResult.REVOKED, new_kid, message)
         self._notice(
             Reason.EMERGENCY_HANDLED,
             f"emergency {request.request_id}: {message}",
-            [*kids, new_kid],
+            [*kids, *([new_kid] if new_kid else [])],
             warning=True,
         )
 
-    def _ack(self, request: Emergency, result: str, new_kid: str | None, message: str) -> None:
+    def _ack(self, request: Emergency, result: AckResult, new_kid: str | None, message: str) -> None:
         self.acks.append(EmergencyAck(request.request_id, self.now, result, new_kid, message))
 
     # ----------------------------------------------------------------------------- creation
@@ -378,12 +437,16 @@ class _Planner:
             message = (
                 "no previous key is left to roll back to (revoked, retired and failed keys never sign again)"
             )
-            self._record(Operation.ROLLBACK, [current.kid] if current else [], trigger, reason, "Rejected")
+            self._record(
+                Operation.ROLLBACK, [current.kid] if current else [], trigger, reason, HistoryResult.REJECTED
+            )
             self._notice(Reason.ROLLBACK_IMPOSSIBLE, message, [], warning=True)
             return
         self._demote(current, KeyState.FAILED, reason)
         restored = self._activate(target, Operation.ROLLBACK, trigger)
-        self._record(Operation.ROLLBACK, [restored.kid, current.kid], trigger, reason, "RolledBack")
+        self._record(
+            Operation.ROLLBACK, [restored.kid, current.kid], trigger, reason, HistoryResult.ROLLED_BACK
+        )
         self._notice(
             Reason.ROLLED_BACK,
             f"rolled back ({trigger}: {reason}): {restored.kid} signs again, {current.kid} is failed",
@@ -410,9 +473,10 @@ class _Planner:
             and current.analysis_result is None
         )
         has_previous = any(k.state is KeyState.PREVIOUS for k in self.keys)
-        if self.spec.rollout.on_failure == "Rollback" and undoable and has_previous:
+        rollback = self.spec.rollout.on_failure == "Rollback"
+        if rollback and undoable and has_previous:
             self._rollback(Trigger.ROLLOUT, failure)
-        elif self.spec.rollout.on_failure == "Rollback" and undoable:
+        elif rollback and undoable:
             self.paused = Reason.ROLLBACK_IMPOSSIBLE
             self.paused_message = f"{failure}; no previous key is left to roll back to"
         else:
@@ -450,7 +514,9 @@ class _Planner:
             return
         current = self._replace(current, current.evolve(analysis_result=verdict))
         message = self.observed.analysis_message or f"analysis of {current.kid}: {verdict}"
-        self._record(Operation.ANALYSIS, [current.kid], Trigger.ANALYSIS, message, str(verdict))
+        self._record(
+            Operation.ANALYSIS, [current.kid], Trigger.ANALYSIS, message, HistoryResult(verdict.value)
+        )
         if verdict is AnalysisResult.PASSED:
             self._notice(Reason.ANALYSIS_PASSED, message, [current.kid])
         elif verdict is AnalysisResult.FAILED and analysis.on_failure == "Rollback":
@@ -502,7 +568,9 @@ class _Planner:
             self.handled_rotate = token
         self._demote(current, KeyState.PREVIOUS)
         activated = self._activate(nxt, Operation.ROTATE, trigger)
-        self._record(Operation.ROTATE, [activated.kid, current.kid], trigger, "rotation", "Succeeded")
+        self._record(
+            Operation.ROTATE, [activated.kid, current.kid], trigger, "rotation", HistoryResult.SUCCEEDED
+        )
         self._notice(
             Reason.ROTATED,
             f"{activated.kid} signs now ({trigger}); {current.kid} is previous",
@@ -529,17 +597,23 @@ class _Planner:
             leave_at = key.remove_from_jwks_at
             if key.state in (KeyState.PREVIOUS, KeyState.FAILED) and leave_at is not None:
                 if leave_at <= self.now:
-                    key = self._replace(key, key.evolve(state=KeyState.RETIRED))
+                    key = self._move(key, KeyState.RETIRED)
                     self._record(
-                        Operation.RETIRE, [key.kid], Trigger.EXPIRY, "grace period over", "Succeeded"
+                        Operation.RETIRE,
+                        [key.kid],
+                        Trigger.EXPIRY,
+                        "grace period over",
+                        HistoryResult.SUCCEEDED,
                     )
                     self._notice(Reason.KEY_RETIRED, f"{key.kid} left the JWKS: grace period over", [key.kid])
                 else:
                     self.wakes.append(leave_at)
             if key.state is KeyState.RETIRED and key.purge_at:
                 if key.purge_at <= self.now:
-                    self.keys.remove(key)
-                    self._record(Operation.PURGE, [key.kid], Trigger.EXPIRY, "retention over", "Succeeded")
+                    self._remove(key)
+                    self._record(
+                        Operation.PURGE, [key.kid], Trigger.EXPIRY, "retention over", HistoryResult.SUCCEEDED
+                    )
                     self._notice(
                         Reason.KEY_PURGED, f"{key.kid} private key deleted: retention over", [key.kid]
                     )
@@ -548,6 +622,6 @@ class _Planner:
             if key.state is KeyState.REVOKED and key.revoked_at:
                 forget_at = key.revoked_at + retention
                 if forget_at <= self.now:
-                    self.keys.remove(key)
+                    self._remove(key)
                 else:
                     self.wakes.append(forget_at)

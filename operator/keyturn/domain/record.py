@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from keyturn.domain.model import (
+    AckResult,
     AnalysisResult,
     EmergencyAck,
     Handled,
     HistoryEntry,
+    HistoryResult,
     Key,
     KeyState,
     Operation,
@@ -116,7 +118,7 @@ def _history_from_dict(raw: Mapping[str, Any]) -> HistoryEntry:
         kids=tuple(str(k) for k in raw.get("kids", ())),
         trigger=Trigger(str(raw["trigger"])),
         reason=str(raw.get("reason", "")),
-        result=str(raw.get("result", "")),
+        result=HistoryResult(str(raw.get("result", ""))),
     )
 
 
@@ -135,7 +137,7 @@ def _ack_from_dict(raw: Mapping[str, Any]) -> EmergencyAck:
     return EmergencyAck(
         request_id=str(raw["requestId"]),
         handled_at=parse_timestamp(str(raw["handledAt"])),
-        result=str(raw["result"]),
+        result=AckResult(str(raw["result"])),
         new_kid=raw.get("newKid"),
         message=str(raw.get("message", "")),
     )

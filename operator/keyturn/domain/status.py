@@ -9,13 +9,36 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-from keyturn.domain.model import Operation, Ring
+from keyturn.domain.model import EmergencyAck, Operation, Ring
 from keyturn.domain.planner import Plan
-from keyturn.domain.policies import Reason, Violation
+from keyturn.domain.reasons import Reason, Violation
 from keyturn.domain.record import ack_to_dict, history_to_dict, timestamp
 from keyturn.domain.targets import TargetView
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    PUBLISHING = "Publishing"
+    ROLLING_OUT = "RollingOut"
+    ANALYZING = "Analyzing"
+    ROLLING_BACK = "RollingBack"
+    READY = "Ready"
+    PAUSED = "Paused"
+    FAILED = "Failed"
+
+
+class ConditionType(StrEnum):
+    """kstatus's three (exactly one is True), plus two that describe the keys and their targets."""
+
+    READY = "Ready"
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
+    ROLLED_BACK = "RolledBack"
+    DEGRADED = "Degraded"
+
 
 STATUS_KEY_FIELDS = (
     ("createdAt", "created_at"),
@@ -54,24 +77,27 @@ class AnalysisView:
 class Observed:
     rollout: RolloutView = field(default_factory=RolloutView)
     analysis: AnalysisView | None = None
-    degraded: tuple[Reason, str] | None = None
+    # Problems that degrade the keyset (targets, health, Prometheus, a failing pass), in check order.
+    degraded: tuple[Violation, ...] = ()
+    # An emergency acknowledged without a readable record (then it is Rejected; status is its only trace).
+    ack: EmergencyAck | None = None
 
 
-def phase_of(ring: Ring, plan: Plan | None, violations: Sequence[Violation], observed: Observed) -> str:
+def phase_of(ring: Ring, plan: Plan | None, violations: Sequence[Violation], observed: Observed) -> Phase:
     current = ring.current
     if violations:
-        return "Failed"
+        return Phase.FAILED
     if current is None or plan is None:
-        return "Pending"
+        return Phase.PENDING
     if plan.paused is not None or observed.rollout.failure is not None:
-        return "Paused"
+        return Phase.PAUSED
     if observed.rollout.in_progress:
-        return "RollingBack" if current.activation is Operation.ROLLBACK else "RollingOut"
+        return Phase.ROLLING_BACK if current.activation is Operation.ROLLBACK else Phase.ROLLING_OUT
     if current.awaits_analysis and observed.analysis is not None:
-        return "Analyzing"
+        return Phase.ANALYZING
     if plan.waiting is not None:
-        return "Publishing"
-    return "Ready"
+        return Phase.PUBLISHING
+    return Phase.READY
 
 
 def build(
@@ -89,7 +115,7 @@ def build(
     current, nxt = ring.current, ring.next
     status: dict[str, Any] = {
         "observedGeneration": generation,
-        "phase": phase,
+        "phase": str(phase),
         "conditions": _conditions(phase, ring, plan, violations, observed, existing, generation, now),
         "currentKid": current.kid if current else None,
         "nextKid": nxt.kid if nxt else None,
@@ -119,10 +145,14 @@ def build(
                 for m in view.measurements
             ],
         }
-    emergency = existing.get("emergency") or {}
-    ack = ring.handled.emergency(str(emergency.get("requestId"))) if emergency.get("requestId") else None
-    if ack is not None:
-        status["emergency"] = {**emergency, **ack_to_dict(ack)}
+    emergency = existing.get("emergency")
+    if isinstance(emergency, Mapping) and emergency.get("requestId"):
+        request_id = str(emergency.get("requestId"))
+        ack = ring.handled.emergency(request_id) or (
+            observed.ack if observed.ack and observed.ack.request_id == request_id else None
+        )
+        if ack is not None:
+            status["emergency"] = {**emergency, **ack_to_dict(ack)}
     return status
 
 
@@ -151,7 +181,7 @@ def _key_status(key: Any) -> dict[str, Any]:
 
 
 def _conditions(
-    phase: str,
+    phase: Phase,
     ring: Ring,
     plan: Plan | None,
     violations: Sequence[Violation],
@@ -161,7 +191,7 @@ def _conditions(
     now: datetime,
 ) -> list[dict[str, Any]]:
     current = ring.current
-    paused = _pause(plan, observed) if phase == "Paused" else None
+    paused = _pause(plan, observed) if phase is Phase.PAUSED else None
     # kstatus: exactly one of Ready / Reconciling / Stalled is True, all three carry the same reason.
     if violations:
         ready, reconciling, stalled = False, False, True
@@ -169,22 +199,22 @@ def _conditions(
     elif paused is not None:
         ready, reconciling, stalled = False, False, True
         reason, message = paused
-    elif phase == "Ready":
+    elif phase is Phase.READY:
         ready, reconciling, stalled = True, False, False
         reason, message = str(Reason.READY), f"{current.kid} signs" if current else ""
     else:
         ready, reconciling, stalled = False, True, False
         reason, message = _progress(phase, plan, observed)
-    wanted: list[tuple[str, bool, str, str]] = [
-        ("Ready", ready, reason, message),
-        ("Reconciling", reconciling, reason, message),
-        ("Stalled", stalled, reason, message),
+    wanted: list[tuple[ConditionType, bool, str, str]] = [
+        (ConditionType.READY, ready, reason, message),
+        (ConditionType.RECONCILING, reconciling, reason, message),
+        (ConditionType.STALLED, stalled, reason, message),
     ]
     rolled_back = current is not None and current.activation is Operation.ROLLBACK
     last_rollback = next((h for h in reversed(ring.history) if h.operation is Operation.ROLLBACK), None)
     wanted.append(
         (
-            "RolledBack",
+            ConditionType.ROLLED_BACK,
             rolled_back,
             str(Reason.ROLLED_BACK) if rolled_back else str(Reason.READY),
             f"rolled back to {current.kid}: {last_rollback.reason}"
@@ -192,10 +222,14 @@ def _conditions(
             else "no rollback in effect",
         )
     )
-    degraded = (str(observed.degraded[0]), observed.degraded[1]) if observed.degraded else paused
+    degraded = (
+        (str(observed.degraded[0].reason), "; ".join(v.message for v in observed.degraded))
+        if observed.degraded
+        else paused
+    )
     wanted.append(
         (
-            "Degraded",
+            ConditionType.DEGRADED,
             degraded is not None,
             degraded[0] if degraded else str(Reason.READY),
             degraded[1] if degraded else "all keys and targets healthy",
@@ -209,7 +243,7 @@ def _conditions(
         since = previous.get("lastTransitionTime") if previous and previous.get("status") == value else None
         out.append(
             {
-                "type": kind,
+                "type": str(kind),
                 "status": value,
                 "reason": reason,
                 "message": message,
@@ -228,15 +262,15 @@ def _pause(plan: Plan | None, observed: Observed) -> tuple[str, str]:
     return str(Reason.ROLLOUT_PAUSED), "paused"
 
 
-def _progress(phase: str, plan: Plan | None, observed: Observed) -> tuple[str, str]:
-    if phase in ("RollingOut", "RollingBack"):
+def _progress(phase: Phase, plan: Plan | None, observed: Observed) -> tuple[str, str]:
+    if phase in (Phase.ROLLING_OUT, Phase.ROLLING_BACK):
         busy = [t for t in observed.rollout.targets if t.state not in ("Ready", "Pending")]
         names = ", ".join(f"{t.name} ({t.state})" for t in busy) or "targets"
         return str(Reason.ROLLOUT_PROGRESSING), f"rolling {names}"
-    if phase == "Analyzing":
+    if phase is Phase.ANALYZING:
         return str(Reason.ANALYSIS_RUNNING), "measuring token validation after the rotation"
-    if phase == "Publishing" and plan is not None and plan.waiting is not None:
+    if phase is Phase.PUBLISHING and plan is not None and plan.waiting is not None:
         if plan.waiting is Reason.AWAITING_VERIFIERS:
             return str(plan.waiting), "waiting for verifiers to load the next key before it signs"
         return str(plan.waiting), "the next key is published; it signs once publishAhead has passed"
-    return "Initializing", "generating keys"
+    return str(Reason.INITIALIZING), "generating keys"

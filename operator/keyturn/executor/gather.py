@@ -1,0 +1,192 @@
+"""The gather step: every input of a pass read through the ports, each a value or a named problem.
+
+Nothing here decides anything, and nothing here raises for a fault in one input: a Secret that
+cannot be read, a foreign ConfigMap, a damaged record or misbehaving targets all become values the
+checks in `domain.policies` weigh. Only a failure to read the JwtKeySet itself ends the pass.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from keyturn.domain import record
+from keyturn.domain.inputs import ConfigMapSnapshot, Inputs, Observations, SecretSnapshot
+from keyturn.domain.model import Ring
+from keyturn.domain.reasons import Reason, Scope, Violation
+from keyturn.domain.requests import read_requests, read_revocations
+from keyturn.domain.salvage import acting_spec
+from keyturn.domain.spec import Spec, SpecError, parse_spec
+from keyturn.executor.ports import ConfigMapPort, KeysetPort, RolloutPort, SecretPort
+from keyturn.rollout import RolloutResult
+
+log = logging.getLogger("keyturn")
+
+
+@dataclass(frozen=True)
+class Gathered:
+    """The inputs, plus what the apply step needs again: the object and the rollout observation."""
+
+    obj: Mapping[str, Any]
+    inputs: Inputs
+    rollout: RolloutResult | None
+
+
+class Gatherer:
+    def __init__(
+        self, keysets: KeysetPort, secrets: SecretPort, configmaps: ConfigMapPort, rollouts: RolloutPort
+    ) -> None:
+        self.keysets = keysets
+        self.secrets = secrets
+        self.configmaps = configmaps
+        self.rollouts = rollouts
+
+    async def gather(self, namespace: str, name: str, now: datetime) -> Gathered | None:
+        """None when the keyset is gone or being deleted."""
+        obj = await self.keysets.get(namespace, name)
+        if obj is None or _mapping(obj.get("metadata")).get("deletionTimestamp"):
+            return None
+        raw_spec = obj.get("spec")
+        spec, spec_problem = _parse(name, namespace, raw_spec)
+        # Where the keys live is needed before the record says which algorithm they have.
+        locating = spec or acting_spec(name, namespace, _with_revocations(raw_spec), None)
+        secret = await self._read_secret(namespace, locating.secret.name)
+        ring = _ring(secret, name)
+        acting = spec or acting_spec(
+            name, namespace, _with_revocations(raw_spec), ring if isinstance(ring, Ring) else None
+        )
+        jwks = None if acting.symmetric else await self._read_jwks(namespace, acting.jwks_config_map)
+        passphrase = await self._read_passphrase(namespace, spec)
+        rollout: RolloutResult | None = None
+        degraded: tuple[Violation, ...] = ()
+        if isinstance(ring, Ring) and _ours(secret, name):
+            rollout, degraded = await self._observe(obj, acting, ring, now)
+        observations = _observations(rollout)
+        status = obj.get("status")
+        inputs = Inputs(
+            namespace=namespace,
+            name=name,
+            generation=_int(_mapping(obj.get("metadata")).get("generation")),
+            requests=read_requests(obj),
+            spec=spec,
+            spec_problem=spec_problem,
+            acting=acting,
+            secret=secret,
+            ring=ring,
+            jwks=jwks,
+            passphrase=passphrase,
+            observations=observations,
+            degraded=degraded,
+            status=status if isinstance(status, Mapping) else {},
+        )
+        return Gathered(obj, inputs, rollout)
+
+    async def _read_secret(self, namespace: str, name: str) -> SecretSnapshot | Violation | None:
+        try:
+            return await self.secrets.read(namespace, name)
+        except Exception as exc:  # any failure is this input's problem, not the pass's
+            return Violation.of(Reason.READ_FAILED, f"reading Secret {name} failed: {_describe(exc)}")
+
+    async def _read_jwks(self, namespace: str, name: str) -> ConfigMapSnapshot | Violation | None:
+        try:
+            return await self.configmaps.read(namespace, name)
+        except Exception as exc:
+            return Violation.of(
+                Reason.READ_FAILED, f"reading ConfigMap {name} failed: {_describe(exc)}", Scope.ROTATIONS
+            )
+
+    async def _read_passphrase(self, namespace: str, spec: Spec | None) -> bytes | Violation | None:
+        ref = spec.secret.passphrase if spec is not None else None
+        if ref is None:
+            return None
+        try:
+            value = await self.secrets.passphrase(namespace, ref.name, ref.key)
+        except Exception as exc:
+            return Violation.of(
+                Reason.READ_FAILED, f"reading the passphrase Secret {ref.name} failed: {_describe(exc)}"
+            )
+        if value is None:
+            return Violation.of(
+                Reason.PASSPHRASE_MISSING,
+                f"secret.encryption.passphraseSecretRef: Secret {ref.name} with key {ref.key} not found in "
+                f"{namespace}; create it (nothing is generated until then)",
+            )
+        return value
+
+    async def _observe(
+        self, obj: Mapping[str, Any], spec: Spec, ring: Ring, now: datetime
+    ) -> tuple[RolloutResult | None, tuple[Violation, ...]]:
+        try:
+            result = await self.rollouts.observe(obj, spec, ring, now)
+        except Exception as exc:  # targets and Prometheus are peripheral: they never stop a pass
+            log.warning(
+                "observing targets failed: %s",
+                type(exc).__name__,
+                extra={"namespace": spec.namespace, "keyset": spec.name, "reason": str(Reason.TARGET_FAILED)},
+            )
+            message = f"observing the targets failed ({_describe(exc)}); retrying"
+            return None, (Violation.of(Reason.TARGET_FAILED, message),)
+        degraded = () if result.degraded is None else (Violation.of(*result.degraded),)
+        return result, degraded
+
+
+def _parse(name: str, namespace: str, raw: object) -> tuple[Spec | None, Violation | None]:
+    try:
+        return parse_spec(name, namespace, raw if isinstance(raw, Mapping) else {}), None
+    except SpecError as exc:
+        return None, Violation.of(Reason.INVALID_SPEC, str(exc))
+    except Exception as exc:  # a parser bug must not hold emergencies: the keyset is Stalled instead
+        return None, Violation.of(Reason.INVALID_SPEC, f"the spec cannot be read ({type(exc).__name__})")
+
+
+def _with_revocations(raw: object) -> dict[str, object]:
+    """The raw spec with revokedKids normalised, so the salvaged spec keeps every revocation."""
+    sections = dict(raw) if isinstance(raw, Mapping) else {}
+    sections["revokedKids"] = [{"kid": kid, "reason": reason} for kid, reason in read_revocations(raw)]
+    return sections
+
+
+def _ring(secret: SecretSnapshot | Violation | None, keyset: str) -> Ring | Violation:
+    if not isinstance(secret, SecretSnapshot) or not secret.managed_for(keyset):
+        return Ring()  # no Secret yet (or it cannot be read, or it is foreign: the checks say so)
+    try:
+        return record.loads(secret.record or "")
+    except record.RecordError as exc:
+        return Violation.of(Reason.SECRET_CORRUPT, f"Secret {secret.name}: {exc}")
+
+
+def _ours(secret: SecretSnapshot | Violation | None, keyset: str) -> bool:
+    return secret is None or (isinstance(secret, SecretSnapshot) and secret.managed_for(keyset))
+
+
+def _observations(result: RolloutResult | None) -> Observations:
+    if result is None:  # targets unseen: no rotation may count on them having loaded anything
+        return Observations(verifiers_ready=False, signers_ready=False)
+    return Observations(
+        verifiers_ready=result.verifiers_ready,
+        signers_ready=result.signers_ready,
+        signer_targets=result.signer_targets,
+        signer_failure=result.signer_failure,
+        analysis=result.analysis_verdict,
+        analysis_message=result.analysis_message,
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    """The exception's type and, for API errors, the HTTP status: never a message that could hold data."""
+    status = getattr(exc, "status", None)
+    reason = getattr(exc, "reason", None)
+    if isinstance(status, int):
+        return f"{type(exc).__name__} {status}" + (f" {reason}" if isinstance(reason, str) else "")
+    return type(exc).__name__
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0

@@ -1,0 +1,264 @@
+"""One reconcile pass: gather -> evaluate -> plan -> apply -> report.
+
+- gather (gather.py): every input through the ports, each a value or a named problem;
+- evaluate (domain.policies): a pure chain of named checks, each problem with its scope;
+- plan (domain.planner): the lifecycle decision, in full or, while Stalled, emergency-only mode;
+- apply (apply.py): fresh keys, Secret, JWKS, then the targets, in the crash-safe order;
+- report (report.py): status, Events, metrics.
+
+The emergency path (status.emergency, spec.revokedKids) needs only the keyset object and the
+Secret's record, so it runs whatever else is wrong: an unparsable spec, a foreign JWKS ConfigMap, a
+missing passphrase, misbehaving targets or Prometheus, and every Stalled reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from keyturn import crypto, failpoints, metrics, secret_render
+from keyturn.adapters.configmaps import ConfigMaps
+from keyturn.adapters.events import Events
+from keyturn.adapters.keysets import Keysets
+from keyturn.adapters.secrets import Secrets
+from keyturn.domain import policies
+from keyturn.domain import status as status_view
+from keyturn.domain.inputs import ConfigMapSnapshot, Inputs, SecretSnapshot
+from keyturn.domain.model import AckResult, EmergencyAck, Ring
+from keyturn.domain.planner import Plan, PlanMode, plan
+from keyturn.domain.reasons import Reason, Violation
+from keyturn.domain.record import parse_timestamp
+from keyturn.domain.schedule import earliest
+from keyturn.domain.spec import Spec
+from keyturn.executor.apply import Writer, fresh_keys
+from keyturn.executor.gather import Gathered, Gatherer
+from keyturn.executor.ports import Clock, ConfigMapPort, EventPort, KeysetPort, RolloutPort, SecretPort
+from keyturn.executor.report import Reporter
+from keyturn.rollout import RolloutResult, Rollouts
+
+log = logging.getLogger("keyturn")
+
+# A keyset with nothing due still wakes up this often, to notice a lost watch event.
+MAX_SLEEP = timedelta(hours=1)
+
+
+@dataclass
+class Outcome:
+    """What the daemon needs to know after a pass: when to come back."""
+
+    wake_at: datetime | None = None
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+class Executor:
+    def __init__(
+        self,
+        *,
+        keysets: KeysetPort,
+        secrets: SecretPort,
+        configmaps: ConfigMapPort,
+        events: EventPort,
+        rollouts: RolloutPort,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.clock = clock
+        self.gatherer = Gatherer(keysets, secrets, configmaps, rollouts)
+        self.writer = Writer(secrets, configmaps)
+        self.reporter = Reporter(keysets, events)
+        self.rollouts = rollouts
+
+    @classmethod
+    def from_api(cls, api: Any, rollouts: RolloutPort | None = None) -> Executor:
+        """The executor on the real adapters of one API client."""
+        return cls(
+            keysets=Keysets(api),
+            secrets=Secrets(api),
+            configmaps=ConfigMaps(api),
+            events=Events(api),
+            rollouts=rollouts or Rollouts(api),
+        )
+
+    async def reconcile(self, namespace: str, name: str) -> Outcome:
+        started = time.perf_counter()
+        try:
+            outcome = await self._reconcile(namespace, name)
+        finally:
+            metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
+        self.reporter.recovered(namespace, name)
+        return outcome
+
+    async def report_failure(self, namespace: str, name: str, exc: BaseException) -> None:
+        """A pass raised: say so in status (Degraded / ReconcileError), an Event and a metric."""
+        await self.reporter.failure(namespace, name, exc, self.clock())
+
+    async def _reconcile(self, namespace: str, name: str) -> Outcome:
+        now = self.clock()
+        gathered = await self.gatherer.gather(namespace, name, now)
+        if gathered is None:
+            metrics.forget(namespace, name)
+            return Outcome()
+        inputs = gathered.inputs
+        verdict = policies.evaluate(inputs)
+        violations = list(verdict.violations)
+        if not verdict.secret_writable or not isinstance(inputs.ring, Ring):
+            return await self._unwritable(gathered, violations, verdict.degraded, now)
+        ring = inputs.ring
+        secret = inputs.secret if isinstance(inputs.secret, SecretSnapshot) else None
+        stored = dict(secret.data) if secret else {}
+        spec = inputs.spec or inputs.acting
+        mode = PlanMode.EMERGENCY if violations else PlanMode.FULL
+        observed = dataclasses.replace(
+            inputs.observations, unusable=frozenset(policies.missing_material(inputs))
+        )
+
+        def decide(mode: PlanMode, generate: bool) -> Plan:
+            return plan(spec, ring, now, inputs.requests, observed, mode=mode, generate=generate)
+
+        the_plan = decide(mode, verdict.generate)
+        if the_plan.needs_fresh:
+            passphrase = inputs.passphrase if isinstance(inputs.passphrase, bytes) else None
+            try:
+                fresh = await fresh_keys(spec, ring, the_plan.needs_fresh, now, passphrase, stored)
+                the_plan = plan(spec, ring, now, inputs.requests, observed, fresh, mode=mode)
+                if the_plan.needs_fresh:
+                    raise RuntimeError("the planner asked for more fresh keys than it counted")  # a bug
+            except (ValueError, RuntimeError, crypto.KeySelfTestError) as exc:  # messages carry no material
+                violations.append(
+                    Violation.of(Reason.KEY_GENERATION_FAILED, f"generating a key failed: {exc}")
+                )
+                mode = PlanMode.EMERGENCY
+                the_plan = decide(mode, False)
+
+        # ------------------------------------------------------------------------------ apply
+        if secret is None and not the_plan.ring.keys:
+            # Nothing to hold yet (a new keyset that is Stalled): create no Secret and no JWKS.
+            return await self._unwritable(gathered, violations, verdict.degraded, now)
+        try:
+            wrote = await self.writer.write_secret(
+                gathered.obj, spec, the_plan.ring, secret, stored, lenient=mode is PlanMode.EMERGENCY
+            )
+        except secret_render.MissingMaterial as exc:  # the checks should have seen it; never crash on it
+            violations.append(
+                Violation.of(
+                    Reason.SECRET_CORRUPT, f"{exc}; restore the Secret from a backup, or revoke that kid"
+                )
+            )
+            return await self._unwritable(gathered, violations, verdict.degraded, now)
+        if wrote:
+            failpoints.hit("after-secret-write")
+        if verdict.jwks_writable:
+            jwks = inputs.jwks if isinstance(inputs.jwks, ConfigMapSnapshot) else None
+            await self.writer.write_jwks(gathered.obj, spec, the_plan.ring, jwks)
+        await self._notices(gathered, inputs, the_plan, secret)
+        metrics.record_plan(namespace, name, ring, the_plan, spec)
+        rollout, degraded = await self._advance(gathered, spec, the_plan.ring, now)
+
+        # ------------------------------------------------------------------------------ report
+        if violations:
+            await self.reporter.stalled(gathered.obj, violations)
+        view = status_view.Observed(
+            rollout=rollout.view if rollout else status_view.RolloutView(),
+            analysis=rollout.analysis if rollout else None,
+            degraded=(*verdict.degraded, *degraded),
+        )
+        await self.reporter.status(gathered.obj, the_plan.ring, the_plan, violations, view, now)
+        soon = now if the_plan.requeue else None
+        return Outcome(
+            wake_at=earliest(
+                soon,
+                the_plan.wake_at,
+                rollout.wake_at if rollout else None,
+                _recheck(violations, now),
+                now + MAX_SLEEP,
+            )
+        )
+
+    async def _advance(
+        self, gathered: Gathered, spec: Spec, ring: Ring, now: datetime
+    ) -> tuple[RolloutResult | None, tuple[Violation, ...]]:
+        """Targets roll only after the Secret and the JWKS hold the keys they must load."""
+        if gathered.rollout is None:
+            return None, ()
+        try:
+            result = await self.rollouts.advance(gathered.obj, spec, ring, now, gathered.rollout)
+        except Exception as exc:  # peripheral: a target that cannot be patched degrades, never stops
+            message = f"rolling the targets failed ({type(exc).__name__}); retrying"
+            return gathered.rollout, (Violation.of(Reason.TARGET_FAILED, message),)
+        for event in result.events:
+            await self.reporter.announce(gathered.obj, event.reason, event.message, warning=event.warning)
+        degraded = () if result.degraded is None else (Violation.of(*result.degraded),)
+        return result, tuple(v for v in degraded if v not in gathered.inputs.degraded)
+
+    async def _notices(
+        self, gathered: Gathered, inputs: Inputs, the_plan: Plan, secret: SecretSnapshot | None
+    ) -> None:
+        obj = gathered.obj
+        if secret is None and inputs.status.get("currentKid"):
+            await self.reporter.announce(
+                obj,
+                Reason.SECRET_LOST,
+                f"Secret {inputs.acting.secret.name} was deleted: every private key is gone; generated "
+                "new keys (tokens signed before are no longer valid)",
+                warning=True,
+            )
+        for notice in the_plan.notices:
+            await self.reporter.announce(
+                obj, notice.reason, notice.message, warning=notice.warning, kids=notice.kids
+            )
+
+    async def _unwritable(
+        self,
+        gathered: Gathered,
+        violations: list[Violation],
+        degraded: tuple[Violation, ...],
+        now: datetime,
+    ) -> Outcome:
+        """No record Keyturn may act on (foreign, unreadable, damaged Secret): report, write nothing.
+
+        A pending emergency is still answered, Rejected with the reason, in status only.
+        """
+        inputs = gathered.inputs
+        await self.reporter.stalled(gathered.obj, violations)
+        view = status_view.Observed(degraded=degraded, ack=_rejected(inputs, violations, now))
+        ring = inputs.ring if isinstance(inputs.ring, Ring) else Ring()
+        await self.reporter.status(gathered.obj, ring, None, violations, view, now)
+        return Outcome(wake_at=earliest(_recheck(violations, now), now + MAX_SLEEP))
+
+
+def _recheck(violations: list[Violation], now: datetime) -> datetime | None:
+    delay = policies.recheck_after(violations)
+    return now + delay if delay is not None else None
+
+
+def _rejected(inputs: Inputs, violations: list[Violation], now: datetime) -> EmergencyAck | None:
+    """The answer to an emergency that cannot be acted on; stable across passes (no status churn)."""
+    request = inputs.requests.emergency
+    if request is None or not violations:
+        return None
+    previous = inputs.status.get("emergency")
+    handled_at = now
+    if isinstance(previous, Mapping) and previous.get("result"):
+        if previous.get("result") != str(AckResult.REJECTED):
+            return None  # answered while the record was readable; the CRD makes a new request replace it
+        try:
+            handled_at = parse_timestamp(str(previous.get("handledAt")))
+        except ValueError:
+            handled_at = now
+    first = violations[0]
+    return EmergencyAck(
+        request_id=request.request_id,
+        handled_at=handled_at,
+        result=AckResult.REJECTED,
+        new_kid=None,
+        message=(
+            f"nothing was revoked yet: {first.reason}: {first.message}; the request runs once that is fixed"
+        ),
+    )
