@@ -154,7 +154,8 @@ class Kube:
     def patch_keyset(self, name: str, patch: dict[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name, patch)
 
-    def patch_status(self, name: str, patch: dict[str, Any]) -> None:
+    def patch_status(self, name: str, patch: dict[str, Any] | list[dict[str, Any]]) -> None:
+        """A merge patch (dict), or a JSON patch (list) that can replace status.emergency whole."""
         self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, self.namespace, PLURAL, name, patch)
 
     def secret(self, name: str) -> dict[str, str] | None:
