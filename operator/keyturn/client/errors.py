@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from keyturn.client.reasons import Reason
+from keyturn.client.reasons import ValidationReason
 
 _PRINTABLE_KID: Final = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
@@ -26,7 +26,7 @@ class VerificationError(Exception):
     the message when it looks like a kid, since it comes straight from the untrusted header.
     """
 
-    def __init__(self, reason: Reason, kid: str | None = None, detail: str = "") -> None:
+    def __init__(self, reason: ValidationReason, kid: str | None = None, detail: str = "") -> None:
         self.reason = reason
         self.kid = kid[:256] if isinstance(kid, str) else None
         self.detail = detail

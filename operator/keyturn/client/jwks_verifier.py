@@ -10,7 +10,7 @@ from keyturn.client.errors import VerificationError
 from keyturn.client.file_source import FileSource
 from keyturn.client.http_source import HttpSource
 from keyturn.client.jwks import ASYMMETRIC_ALGORITHMS, JwksSnapshot, parse_jwks
-from keyturn.client.reasons import Reason
+from keyturn.client.reasons import ValidationReason
 from keyturn.client.sources import KeySource, StaticSource
 from keyturn.client.tokens import ClaimRules, decode, read_header, refuse
 from keyturn.client.verifier_base import BaseVerifier, VerifierOptions
@@ -106,12 +106,16 @@ class JwksVerifier(BaseVerifier[JwksSnapshot]):
         header = read_header(token)
         kid = header.kid
         if kid is None:
-            raise refuse(Reason.MISSING_KID, None)
+            raise refuse(ValidationReason.MISSING_KID, None)
         snapshot, key = self._find(lambda s: s.keys.get(kid))
         if key is None:
-            raise refuse(Reason.UNKNOWN_KID if snapshot.keys else Reason.NO_KEYS, kid)
+            raise refuse(ValidationReason.UNKNOWN_KID if snapshot.keys else ValidationReason.NO_KEYS, kid)
         if header.alg != key.algorithm:
-            raise VerificationError(Reason.WRONG_ALG, kid, f"the key {kid} is for {key.algorithm} only")
+            raise VerificationError(
+                ValidationReason.WRONG_ALG, kid, f"the key {kid} is for {key.algorithm} only"
+            )
         if self._algorithms is not None and key.algorithm not in self._algorithms:
-            raise VerificationError(Reason.WRONG_ALG, kid, f"{key.algorithm} is not in the allow-list")
+            raise VerificationError(
+                ValidationReason.WRONG_ALG, kid, f"{key.algorithm} is not in the allow-list"
+            )
         return decode(token, key.key, key.algorithm, rules, kid), kid
