@@ -426,37 +426,36 @@ def test_health_style_checks_can_skip_the_metric(
 
 
 def test_unsafe_jwks_entries_are_never_used(metrics: ClientMetrics) -> None:
+    """Entries a verifier must not use are skipped and named; private material is another matter
+    (the whole document is refused: test_client_hostile.py)."""
     rsa_small = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 - on purpose
     small_jwk = jwt.algorithms.RSAAlgorithm.to_jwk(rsa_small.public_key(), as_dict=True)
     es = crypto.generate("ES256")
     es_jwk = crypto.public_jwk(es, "es")
-    secret = secrets.token_urlsafe(32)
     rs = crypto.generate("RS256")
     document = {
         "keys": [
-            {"kty": "oct", "kid": "hmac", "alg": "HS256", "k": b64url(secret.encode())},
             {**crypto.public_jwk(rs, "no-alg"), "alg": None},
             {**small_jwk, "kid": "small", "alg": "RS256"},
             {**crypto.public_jwk(rs, "enc"), "use": "enc"},
             {**es_jwk, "kid": "curve", "alg": "ES384"},
-            crypto.private_jwk(rs, "private"),
+            {**crypto.public_jwk(rs, "bell\x07"), "kid": "bell\x07"},
+            crypto.public_jwk(rs, "rs"),
             es_jwk,
             es_jwk,
             "junk",
         ]
     }
     verifier = JwksVerifier.from_jwks(document, metrics=metrics)
-    assert verifier.kids == ("private", "es")
+    assert verifier.kids == ("rs", "es")
     described = verifier.describe()
-    for kid in ("hmac", "no-alg", "small", "enc", "curve"):
+    for kid in ("no-alg", "small", "enc", "curve", "es"):
         assert f"kid {kid}" in described
-    # A token signed with the published oct secret is not accepted by anyone.
-    hs = jwt.encode(claims(), secret.encode(), algorithm="HS256", headers={"kid": "hmac"})
-    assert outcome(verifier, hs) is ValidationReason.UNKNOWN_KID
-    # The private JWK's public half still verifies; no private member is kept or shown.
-    assert verifier.verify(crypto.sign(rs, claims(), "private"))["sub"] == "alice"
-    assert crypto.private_jwk(rs, "x")["d"] not in repr(verifier) + described
-    assert outcome(JwksVerifier.from_jwks({"keys": []}, metrics=metrics), hs) is ValidationReason.NO_KEYS
+    assert "entry 4 has a kid that is not printable" in described and "\x07" not in described
+    assert verifier.verify(crypto.sign(rs, claims(), "rs"))["sub"] == "alice"
+    assert outcome(verifier, crypto.sign(rs, claims(), "no-alg")) is ValidationReason.UNKNOWN_KID
+    empty = JwksVerifier.from_jwks({"keys": []}, metrics=metrics)
+    assert outcome(empty, crypto.sign(rs, claims(), "rs")) is ValidationReason.NO_KEYS
 
 
 def test_algorithm_allow_list(rsa_keys: Keys, metrics: ClientMetrics) -> None:

@@ -8,7 +8,7 @@ from typing import Any, Unpack
 
 from keyturn.client.errors import VerificationError
 from keyturn.client.file_source import FileSource
-from keyturn.client.http_source import HttpSource
+from keyturn.client.http_source import HttpSource, display_url
 from keyturn.client.jwks import ASYMMETRIC_ALGORITHMS, JwksSnapshot, parse_jwks
 from keyturn.client.reasons import ValidationReason
 from keyturn.client.sources import KeySource, StaticSource
@@ -59,7 +59,9 @@ class JwksVerifier(BaseVerifier[JwksSnapshot]):
         `subPath`: the kubelet never updates subPath mounts.
         """
         file = Path(path)
-        source = FileSource.of_file("jwks_file", f"JWKS {file}", file, parse_jwks, check_interval)
+        source = FileSource.of_file(
+            "jwks_file", f"JWKS {file}", file, parse_jwks, check_interval, withdraw=JwksSnapshot.without
+        )
         return cls(source, algorithms=algorithms, **options)
 
     @classmethod
@@ -78,16 +80,17 @@ class JwksVerifier(BaseVerifier[JwksSnapshot]):
 
         Keep `cache_ttl` at or below the keyset's `tokens.verifierCacheTTL`: Keyturn relies on
         it to know when every verifier has seen a newly published key. Raises KeySourceError if
-        the first fetch fails.
+        the first fetch fails. Redirects are never followed and `timeout` bounds the whole fetch.
         """
         source = HttpSource(
             url,
-            what=f"JWKS {url}",
+            what=f"JWKS {display_url(url)}",
             parse=parse_jwks,
             ttl=cache_ttl,
             min_refetch_interval=min_refetch_interval,
             timeout=timeout,
             headers=dict(headers or {}),
+            withdraw=JwksSnapshot.without,
         )
         return cls(source, algorithms=algorithms, **options)
 
