@@ -74,7 +74,7 @@ class JwksSnapshot:
         return tuple(self.keys)
 
     def describe(self) -> str:
-        text = f"kids [{', '.join(printable_kid(kid) for kid in self.keys)}]"
+        text = f"kids [{', '.join(self.keys)}]"  # printable: parse_jwks checked each one
         if self.problems:
             text += f"; ignored or withdrawn: {'; '.join(self.problems)}"
         return text

@@ -177,6 +177,7 @@ class ReloadingSource(Generic[S]):
         self._watcher = _Watcher()
         self._withdraw = withdraw
         self._withdrawn: frozenset[str] = frozenset()
+        self._loaded = False
 
     def start(self, on_change: Callable[[S], None], metrics: ClientMetrics) -> None:
         self._on_change = on_change
@@ -197,6 +198,7 @@ class ReloadingSource(Generic[S]):
         if self._withdraw is not None and self._withdrawn:
             value = self._withdraw(value, self._withdrawn)
         self._value = value
+        self._loaded = True
         self._on_change(value)
 
     def _refused(self, exc: Exception, *, initial: bool = False) -> None:
@@ -205,7 +207,7 @@ class ReloadingSource(Generic[S]):
         self._report.failed(exc, initial=initial)
         if isinstance(exc, LeakedKeyError) and self._withdraw is not None:
             self._withdrawn |= exc.ids
-            if not initial:
+            if self._loaded:
                 self._publish(self._value)
 
     def _load_first(self) -> S:
