@@ -258,6 +258,7 @@ class Server:
         self.headers: dict[str, str] = {}
         self.trickle: float | None = None  # seconds between body bytes
         self.paths: list[str] = []
+        self.etags: list[str | None] = []  # If-None-Match of each request
         self.lock = threading.Lock()
         server = self
 
@@ -265,6 +266,7 @@ class Server:
             def do_GET(self) -> None:
                 with server.lock:
                     server.paths.append(self.path)
+                    server.etags.append(self.headers.get("If-None-Match"))
                 self.send_response(server.status)
                 for name, value in server.headers.items():
                     self.send_header(name, value)
@@ -349,10 +351,19 @@ def test_a_server_chosen_etag_is_only_echoed_when_it_is_plain(
     server.body = jwks_text((a, kid_a)).encode()
     server.headers = {"ETag": '"v1"\x7f'}
     verifier = JwksVerifier.from_url(
-        server.url("/jwks"), cache_ttl=3600, min_refetch_interval=0, metrics=metrics
+        server.url("/jwks"), cache_ttl=0.001, min_refetch_interval=0, metrics=metrics
     )
-    verifier.refresh()  # would raise (an invalid header value) if the ETag were sent back
-    assert verifier.kids == (kid_a,)
+
+    def refetch() -> None:
+        """One more request: past the TTL, each use of the verifier fetches once."""
+        count = len(server.requested())
+        wait_for(lambda: verifier.kids and len(server.requested()) > count, DEADLINE, 0.002, "a refetch")
+
+    refetch()
+    server.headers = {"ETag": '"v2"'}
+    refetch()
+    refetch()
+    assert server.etags == [None, None, None, '"v2"']
     verifier.close()
 
 
