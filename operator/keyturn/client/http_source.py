@@ -32,12 +32,7 @@ _MAX_ETAG_CHARS: Final = 256
 def display_url(url: str) -> str:
     """The URL as messages may show it: scheme, host, port and path only."""
     parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    try:
-        port = f":{parts.port}" if parts.port is not None else ""
-    except ValueError:
-        port = ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
 
 
 def _check_url(url: str) -> None:
