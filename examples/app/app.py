@@ -39,8 +39,8 @@ from keyturn.client import (
     HmacVerifier,
     JwksVerifier,
     KeySourceError,
-    Reason,
     Signer,
+    ValidationReason,
     VerificationError,
     Verifier,
 )
@@ -100,8 +100,8 @@ class App:
         kid = _header_kid(token)
         if kid is not None and kid in self.rejected_kids():
             # Counted like any other failure, so the analysis gate sees the drop.
-            self.metrics.record_validation(Reason.REJECTED_BY_TEST, kid)
-            return 401, {"valid": False, "reason": Reason.REJECTED_BY_TEST.value, "kid": kid}
+            self.metrics.record_validation(ValidationReason.REJECTED_BY_TEST, kid)
+            return 401, {"valid": False, "reason": ValidationReason.REJECTED_BY_TEST.value, "kid": kid}
         try:
             claims = self.verifier.verify(token, audience=self.audience, issuer=self.issuer)
         except VerificationError as exc:
@@ -116,7 +116,7 @@ class App:
         try:
             if self.signer is None:
                 if not body.get("verifier_kids"):
-                    return 500, {**body, "status": "failing", "reason": Reason.NO_KEYS.value}
+                    return 500, {**body, "status": "failing", "reason": ValidationReason.NO_KEYS.value}
                 return 200, {**body, "status": "ok"}
             now = int(time.time())
             claims = {"iss": self.issuer, "sub": "health-check", "aud": HEALTH_AUDIENCE, "iat": now}
@@ -124,7 +124,7 @@ class App:
             token = self.signer.sign({**claims, "exp": now + 60}, key=key)
             body["kid"] = key.kid
             if key.kid in self.rejected_kids():
-                return 500, {**body, "status": "failing", "reason": Reason.REJECTED_BY_TEST.value}
+                return 500, {**body, "status": "failing", "reason": ValidationReason.REJECTED_BY_TEST.value}
             if self.verifier is not None:
                 self.verifier.verify(token, audience=HEALTH_AUDIENCE, issuer=self.issuer, record=False)
             elif not crypto.is_symmetric(key.algorithm):

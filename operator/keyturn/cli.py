@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from keyturn import __version__
 from keyturn.cli_errors import EXIT_CODE_HELP, CliError, ExitCode
+from keyturn.logs import escape
 
 ALGORITHMS = (
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
@@ -184,7 +185,8 @@ def parser() -> argparse.ArgumentParser:
         "emergency revocation of one or more kids (default: the current key)",
         "Write status.emergency (a fresh requestId, the kids, the reason) through the status\n"
         "subresource and wait for Keyturn's acknowledgement; print the kid that signs now.\n"
-        "Needs get on jwtkeysets and patch on jwtkeysets/status.",
+        "Without KIDs Keyturn revokes the key its own record says is current (status is only\n"
+        "shown, never trusted). Needs get on jwtkeysets and patch on jwtkeysets/status.",
     )
     revoke.add_argument("name", metavar="NAME", help="the JwtKeySet")
     revoke.add_argument("kids", nargs="*", metavar="KID", help="kid(s) to revoke (default: the current key)")
@@ -271,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except CliError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        print(f"error: {escape(exc.message, keep_newlines=True)}", file=sys.stderr)
         return int(exc.code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -279,8 +281,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # the exit code promises "1 unexpected error", not a traceback
         if os.environ.get("KEYTURN_DEBUG"):
             raise
+        detail = escape(str(exc))
         print(
-            f"error: unexpected {type(exc).__name__}: {exc} (KEYTURN_DEBUG=1 shows the traceback)",
+            f"error: unexpected {type(exc).__name__}: {detail} (KEYTURN_DEBUG=1 shows the traceback)",
             file=sys.stderr,
         )
         return int(ExitCode.ERROR)

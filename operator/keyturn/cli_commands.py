@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from keyturn import GROUP, KIND, PLURAL, VERSION, cli_output
 from keyturn.cli_errors import ApiAction, CliError, ExitCode
 from keyturn.domain.durations import parse_duration
+from keyturn.logs import escape
 
 if TYPE_CHECKING:
     from keyturn.cli_kube import Connection
@@ -179,7 +180,7 @@ class Session:
                 raise CliError(
                     ExitCode.TIMEOUT,
                     f"timed out after {timeout:g}s waiting for Keyturn to {what}; "
-                    f"{self.namespace}/{name} is {status.get('phase') or 'not reconciled yet'} "
+                    f"{self.namespace}/{name} is {shown(status.get('phase') or 'not reconciled yet')} "
                     f"({cli_output.conditions_summary(status)}). Is the operator running? "
                     f"The request stays recorded and is handled when Keyturn gets to it.",
                 )
@@ -189,11 +190,17 @@ class Session:
 
 def emit(data: Any, fmt: str | None, text: str) -> None:
     """Print `text` for the human formats, `data` for json/yaml."""
-    print(cli_output.dump(data, fmt) if fmt in ("json", "yaml") else text)
+    print(cli_output.dump(data, fmt) if fmt in ("json", "yaml") else escape(text, keep_newlines=True))
 
 
 def note(message: str) -> None:
-    print(message, file=sys.stderr)
+    print(escape(message, keep_newlines=True), file=sys.stderr)
+
+
+def shown(value: object) -> str:
+    """A value from status (or the API server) as one line of printable text: status is writable
+    by anyone allowed to patch it, so its kids and reasons may hold escape sequences or newlines."""
+    return escape(str(value))
 
 
 # ------------------------------------------------------------------------------------------ status
@@ -277,6 +284,7 @@ def _annotation_request(args: argparse.Namespace, annotation: str, verb: str) ->
     status = after.get("status") or {}
     new_kid = status.get("currentKid")
     data |= {"handled": True, "currentKid": new_kid}
+    old_shown, new_shown = shown(old_kid), shown(new_kid)
     if verb == "rollback":
         seen = set(_history_keys(before.get("status") or {}))
         entries = [
@@ -292,11 +300,11 @@ def _annotation_request(args: argparse.Namespace, annotation: str, verb: str) ->
             raise CliError(
                 ExitCode.REJECTED,
                 f"Keyturn rejected the rollback of {session.namespace}/{name}: no previous key is left to "
-                f"roll back to (revoked, retired and failed keys never sign again); {new_kid} still signs",
+                f"roll back to (revoked, retired and failed keys never sign again); {new_shown} still signs",
             )
-        text = f"{session.namespace}/{name}: rolled back; {new_kid} signs again ({old_kid} is failed)"
+        text = f"{session.namespace}/{name}: rolled back; {new_shown} signs again ({old_shown} is failed)"
     else:
-        text = f"{session.namespace}/{name}: rotated; {new_kid} signs now ({old_kid} is previous)"
+        text = f"{session.namespace}/{name}: rotated; {new_shown} signs now ({old_shown} is previous)"
     emit(data, args.output, text)
     return ExitCode.OK
 
@@ -312,38 +320,59 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------ revoke
 
 
+def _status_keys(status: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    keys = status.get("keys")
+    entries = keys if isinstance(keys, list) else []
+    return {str(k.get("kid")): k for k in entries if isinstance(k, Mapping)}
+
+
 def revoke_targets(status: Mapping[str, Any], kids: Sequence[str], revoke_all: bool, name: str) -> list[str]:
-    """The kids a revocation would revoke, checked against status.keys before anything is written."""
-    keys = {str(k.get("kid")): k for k in status.get("keys") or ()}
+    """The kids to write into status.emergency.revokeKids.
+
+    Only KIDs given on the command line, checked against status.keys before anything is written
+    (a typo costs no round trip). Without KIDs (the current key) and with --all nothing is taken
+    from status and nothing in it can refuse the request: Keyturn picks the keys from its own
+    record in the Secret, while status can be written by anyone allowed to patch it.
+    """
+    if revoke_all or not kids:
+        return []
+    keys = _status_keys(status)
     if not keys:
         raise CliError(
             ExitCode.REJECTED,
             f"{name} has no keys yet (empty status.keys): Keyturn has not reconciled it; is the operator "
-            "running? (kubectl keyturn status)",
+            "running? (kubectl keyturn status); without KIDs the current key is revoked all the same",
         )
-    if revoke_all:
-        live = [kid for kid, k in keys.items() if k.get("state") != "revoked"]
-        if not live:
-            raise CliError(ExitCode.REJECTED, f"every key of {name} is already revoked")
-        return live
-    if not kids:
-        current = status.get("currentKid")
-        if not current:
-            raise CliError(ExitCode.REJECTED, f"{name} has no current key to revoke; name the KID")
-        return [str(current)]
     out = []
     for kid in kids:
         key = keys.get(kid)
         if key is None:
-            known = ", ".join(f"{k} ({v.get('state')})" for k, v in keys.items())
+            known = ", ".join(f"{shown(k)} ({shown(v.get('state'))})" for k, v in keys.items())
             raise CliError(ExitCode.REJECTED, f"unknown kid {kid!r} in {name}; its keys: {known}")
         if key.get("state") == "revoked":
-            when = f" at {key['revokedAt']}" if key.get("revokedAt") else ""
-            why = f" ({key['reason']})" if key.get("reason") else ""
+            when = f" at {shown(key['revokedAt'])}" if key.get("revokedAt") else ""
+            why = f" ({shown(key['reason'])})" if key.get("reason") else ""
             raise CliError(ExitCode.REJECTED, f"kid {kid} of {name} is already revoked{when}{why}")
         if kid not in out:
             out.append(kid)
     return out
+
+
+def status_claim(status: Mapping[str, Any], revoke_all: bool) -> str:
+    """What status says the request will revoke, for the person to compare: only a claim, since
+    Keyturn decides from its own record."""
+    if revoke_all:
+        live = [shown(kid) for kid, k in _status_keys(status).items() if k.get("state") != "revoked"]
+        return f"every key; status lists {', '.join(live) or 'none'} as not revoked"
+    current = status.get("currentKid")
+    said = f"status says it is {shown(current)}" if current else "status names no current key"
+    return f"the current key, as Keyturn's own record has it; {said}"
+
+
+def newly_revoked(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """Kids revoked in `after` that were not in `before` (both statuses)."""
+    was = {kid for kid, k in _status_keys(before).items() if k.get("state") == "revoked"}
+    return [kid for kid, k in _status_keys(after).items() if k.get("state") == "revoked" and kid not in was]
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
@@ -362,11 +391,12 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     if args.all:
         request["revokeAll"] = True
     else:
-        request["revokeKids"] = kids
+        request["revokeKids"] = kids  # empty: Keyturn revokes the key its record says is current
     session.request_emergency(name, request)
+    what = ", ".join(kids) if kids else status_claim(status, args.all)
     note(
-        f"{session.namespace}/{name}: emergency request {request_id} written (revoke "
-        f"{'every key' if args.all else ', '.join(kids)}); waiting up to {args.timeout:g}s for Keyturn"
+        f"{session.namespace}/{name}: emergency request {request_id} written (revoke {what}); "
+        f"waiting up to {args.timeout:g}s for Keyturn"
     )
 
     def replaced(status: Mapping[str, Any]) -> None:
@@ -383,21 +413,24 @@ def cmd_revoke(args: argparse.Namespace) -> int:
         return ack.get("requestId") == request_id and bool(ack.get("result"))
 
     after = session.wait(name, handled, args.timeout, f"acknowledge emergency request {request_id}", replaced)
-    ack = dict((after.get("status") or {}).get("emergency") or {})
-    data = {"namespace": session.namespace, "name": name, "revokedKids": kids, **ack}
+    after_status = after.get("status") or {}
+    ack = dict(after_status.get("emergency") or {})
+    # The KIDs given, else what status shows revoked since (written by Keyturn with the ack).
+    revoked = kids or newly_revoked(status, after_status)
+    data = {"namespace": session.namespace, "name": name, "revokedKids": revoked, **ack}
     if ack.get("result") != "Revoked":
         if args.output in ("json", "yaml"):
             emit(data, args.output, "")
         raise CliError(
             ExitCode.REJECTED,
-            f"Keyturn answered {ack.get('result')} to emergency request {request_id}: "
-            f"{ack.get('message') or 'no message'}",
+            f"Keyturn answered {shown(ack.get('result'))} to emergency request {request_id}: "
+            f"{shown(ack.get('message') or 'no message')}",
         )
     emit(
         data,
         args.output,
-        f"{session.namespace}/{name}: revoked {', '.join(kids)} (request {request_id}); "
-        f"{ack.get('newKid')} signs now",
+        f"{session.namespace}/{name}: revoked {', '.join(shown(k) for k in revoked) or '-'} "
+        f"(request {request_id}); {shown(ack.get('newKid'))} signs now",
     )
     return ExitCode.OK
 

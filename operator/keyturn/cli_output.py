@@ -1,6 +1,10 @@
 """What the CLI prints: ages like kubectl's, aligned tables, the status view of a keyset, JSON/YAML.
 
 Pure functions of dicts and a clock, so that every line the terminal shows is unit-testable.
+Everything shown comes from status, which anyone allowed to patch the status subresource can
+write: every value is escaped (logs.escape) before it reaches the terminal, newlines included, so a
+kid or a reason can neither drive the terminal nor add a line of its own. JSON and YAML escape
+control characters themselves.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import yaml
+
+from keyturn.logs import escape
 
 CONDITION_ORDER = ("Ready", "Reconciling", "Stalled")
 # Extra condition types shown only while True: they carry news, not the steady state.
@@ -86,7 +92,7 @@ def stamp(text: str | None, now: datetime) -> str:
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[str]], indent: str = "") -> str:
     """Columns padded to their widest cell, two spaces apart, like kubectl get."""
-    body = [[str(cell) for cell in row] for row in rows]
+    body = [[escape(str(cell)) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in body:
         for i, cell in enumerate(row):
@@ -152,11 +158,11 @@ def conditions_summary(status: Mapping[str, Any]) -> str:
         found.get("Ready"),
     )
     if lead is None:
-        return flags
+        return escape(flags)
     why = str(lead.get("reason") or "")
     if lead.get("message"):
         why = f"{why}: {lead['message']}" if why else str(lead["message"])
-    return f"{flags}; {why}" if why else flags
+    return escape(f"{flags}; {why}" if why else flags)
 
 
 def notable_conditions(status: Mapping[str, Any]) -> list[str]:
@@ -216,7 +222,7 @@ def render_keyset(obj: Mapping[str, Any], now: datetime) -> str:
 def _facts(facts: Sequence[tuple[str, str]]) -> str:
     """'Label:' in a column of its own, values aligned after it; an empty label continues a fact."""
     width = max(len(label) for label, _ in facts) + 2
-    return "\n".join(f"{label + ':' if label else '':<{width}}{value}" for label, value in facts)
+    return "\n".join(f"{label + ':' if label else '':<{width}}{escape(value)}" for label, value in facts)
 
 
 def render_keysets(objs: Sequence[Mapping[str, Any]], now: datetime) -> str:

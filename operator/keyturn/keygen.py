@@ -5,7 +5,7 @@ Blocking (RSA-4096 takes up to a second), so the executor runs it in a worker th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from keyturn import crypto
@@ -19,7 +19,8 @@ MAX_SERIAL_SKIPS = 1000
 class Generated:
     fresh: FreshKey
     # What the Secret stores for this key: PKCS#8 PEM (encrypted with a passphrase) or HMAC secret.
-    stored: str
+    # Never in a repr (the explicit __repr__ below says so too) nor compared.
+    stored: str = field(repr=False, compare=False)
 
     def __repr__(self) -> str:
         return f"Generated(kid={self.fresh.kid!r}, <material redacted>)"

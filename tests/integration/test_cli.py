@@ -133,6 +133,7 @@ def test_revoke_prints_the_new_kid_and_refuses_unknown_or_revoked_kids(
     out = ok(cli("revoke", "sos", "--reason", "key_compromise", "--timeout", "60"))
     assert f"revoked {old}" in out and f"{nxt} signs now" in out
     status = kube.status("sos")
+    assert not status["emergency"].get("revokeKids"), "without KID the request names no kid"
     key = next(k for k in status["keys"] if k["kid"] == old)
     assert key["state"] == "revoked" and key["reason"] == "key_compromise"
     assert status["currentKid"] == nxt and status["emergency"]["result"] == "Revoked"
@@ -152,6 +153,46 @@ def test_revoke_prints_the_new_kid_and_refuses_unknown_or_revoked_kids(
     after = kube.status("sos")
     assert all(kids(after)[kid] == "revoked" for kid in live)
     assert after["currentKid"] == ack["newKid"]
+
+
+def test_revoke_without_kid_revokes_the_current_key_of_keyturns_record_not_of_status(
+    cluster: localcluster.Cluster, kube: Kube, keyturn: OperatorProcess, namespace: str
+) -> None:
+    """Anyone allowed to patch the status subresource can claim another current kid: the CLI
+    must not turn that claim into the request, and Keyturn revokes what its record says."""
+    kube.create_keyset("forged", {"algorithm": "ES256", "rotation": ROTATION})
+    status = kube.wait_ready("forged")
+    real, nxt = status["currentKid"], status["nextKid"]
+    keyturn.stop()  # nothing rewrites the forged status until the request is written
+    kube.patch_status("forged", {"status": {"currentKid": nxt}})
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
+    argv = ["revoke", "forged", "--reason", "key_compromise", "--request-id", "inc-forged", "--timeout", "90"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "keyturn", *argv, "-n", namespace],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+
+        def written() -> dict[str, Any] | None:
+            request: dict[str, Any] = kube.status("forged").get("emergency") or {}
+            return request if request.get("requestId") == "inc-forged" else None
+
+        request = wait_for(written, 60, message="the emergency request written by the CLI")
+        assert not request.get("revokeKids"), f"a kid taken from status was sent: {request}"
+        keyturn.start()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, f"stdout: {out}\nstderr: {err}"
+    assert f"status says it is {nxt}" in err
+    assert f"revoked {real}" in out
+    after = kube.status("forged")
+    assert kids(after)[real] == "revoked" and kids(after)[nxt] != "revoked"
 
 
 def test_jwks_prints_the_published_set_current_kid_first(

@@ -404,10 +404,27 @@ def test_connection_errors_are_unexpected_errors() -> None:
 # ------------------------------------------------------------------------------- local kid checks
 
 
-def test_revoke_targets_default_to_the_current_key() -> None:
-    assert cli_commands.revoke_targets(STATUS, [], False, "api-keys") == [CURRENT]
+def test_revoke_targets_are_only_the_kids_given() -> None:
     assert cli_commands.revoke_targets(STATUS, [OLD, NEXT, OLD], False, "api-keys") == [OLD, NEXT]
-    assert cli_commands.revoke_targets(STATUS, [], True, "api-keys") == [NEXT, CURRENT, OLD]
+    # Without KIDs, and with --all, nothing is taken from status, which anyone allowed to patch the
+    # status subresource can write: Keyturn picks the keys from its own record.
+    assert cli_commands.revoke_targets(STATUS, [], False, "api-keys") == []
+    assert cli_commands.revoke_targets(STATUS, [], True, "api-keys") == []
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        pytest.param({}, id="no status"),
+        pytest.param({"keys": [{"kid": GONE, "state": "revoked"}]}, id="every key revoked"),
+        pytest.param({**STATUS, "currentKid": None}, id="no current kid"),
+        pytest.param({"keys": "junk", "currentKid": ["x"]}, id="wrong types"),
+    ],
+)
+def test_nothing_in_status_refuses_a_revocation_without_kids(status: dict[str, Any]) -> None:
+    for revoke_all in (False, True):
+        assert cli_commands.revoke_targets(status, [], revoke_all, "api-keys") == []
+        assert "status" in cli_commands.status_claim(status, revoke_all)
 
 
 @pytest.mark.parametrize(
@@ -415,8 +432,7 @@ def test_revoke_targets_default_to_the_current_key() -> None:
     [
         (STATUS, ["nope"], "unknown kid 'nope'"),
         (STATUS, [GONE], f"kid {GONE} of api-keys is already revoked"),
-        ({}, [], "has no keys yet"),
-        ({"keys": [{"kid": GONE, "state": "revoked"}]}, [], "no current key"),
+        ({}, [OLD], "has no keys yet"),
     ],
 )
 def test_revoke_refuses_unknown_and_revoked_kids(
@@ -495,6 +511,53 @@ def test_revoke_replaces_status_emergency_with_a_json_patch_and_reports_a_reject
     assert value["requestId"].startswith("cli-")
 
 
+def test_revoke_without_kid_sends_no_kid_from_status_and_labels_what_status_claims(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """status.currentKid is forged (it names the next key): the request must not carry it."""
+    forged = {**STATUS, "currentKid": NEXT}
+    custom = FakeCustomObjects([keyset(status=forged)])
+    fake_api(monkeypatch, custom)
+
+    def answer(*args: Any, **kw: Any) -> dict[str, Any]:
+        request = args[5][0]["value"]
+        # Keyturn revokes the current key of its own record, which is CURRENT.
+        keys = [{**k, "state": "revoked"} if k["kid"] == CURRENT else k for k in STATUS["keys"]]
+        ack = {**request, "handledAt": ts(timedelta(0)), "result": "Revoked", "newKid": NEXT}
+        custom.reads = [keyset(status={**STATUS, "keys": keys, "currentKid": NEXT, "emergency": ack})]
+        return FakeCustomObjects.patch_namespaced_custom_object_status(custom, *args, **kw)
+
+    monkeypatch.setattr(custom, "patch_namespaced_custom_object_status", answer)
+    code = cli.main(["revoke", "api-keys", "--reason", "key_compromise", "-n", "auth", "-o", "json"])
+    assert code == ExitCode.OK
+    [(patch, _kw)] = custom.patches
+    assert patch[0]["value"]["revokeKids"] == []
+    assert set(patch[0]["value"]) == {"requestId", "reason", "revokeKids"}
+    out, err = capsys.readouterr()
+    assert f"status says it is {NEXT}" in err and "Keyturn's own record" in err
+    data = json.loads(out)
+    assert data["revokedKids"] == [CURRENT] and data["newKid"] == NEXT
+
+
+def test_revoke_all_is_sent_whatever_status_says(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    forged = {**STATUS, "keys": [{**k, "state": "revoked"} for k in STATUS["keys"]]}
+    custom = FakeCustomObjects([keyset(status=forged)])
+    fake_api(monkeypatch, custom)
+
+    def unanswered(*args: Any, **kw: Any) -> dict[str, Any]:
+        custom.reads = [keyset(status={**forged, "emergency": args[5][0]["value"]})]
+        return FakeCustomObjects.patch_namespaced_custom_object_status(custom, *args, **kw)
+
+    monkeypatch.setattr(custom, "patch_namespaced_custom_object_status", unanswered)
+    argv = ["revoke", "api-keys", "--all", "--reason", "storage", "-n", "auth", "--timeout", "0.05"]
+    assert cli.main(argv) == ExitCode.TIMEOUT
+    [(patch, _kw)] = custom.patches
+    assert patch[0]["value"]["revokeAll"] is True and "revokeKids" not in patch[0]["value"]
+    assert "status lists none as not revoked" in capsys.readouterr().err
+
+
 def test_revoke_rejection_message_is_printed(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -539,3 +602,78 @@ def test_revoke_times_out_with_exit_6(
         == ExitCode.TIMEOUT
     )
     assert "timed out after 0.05s" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ text from status is escaped
+
+HOSTILE = "\x1b]0;owned\x07\x1b[2J"  # set the terminal title, clear the screen
+FORGED_LINE = "ok\nPhase:         Ready"  # a newline forging a line of the view
+
+
+def no_control_characters(text: str) -> bool:
+    """Only printable characters and the line breaks the view itself puts between lines."""
+    return all(line.isprintable() for line in text.split("\n"))
+
+
+def test_status_view_escapes_what_anyone_who_patches_status_wrote() -> None:
+    status = {
+        **STATUS,
+        "phase": "Failed",
+        "currentKid": f"kid{HOSTILE}",
+        "conditions": [
+            condition("Ready", "False", "Stalled", "-"),
+            {**condition("Stalled", "True", "Bad", "-"), "message": f"stop{HOSTILE}\n{FORGED_LINE}"},
+            {**condition("Degraded", "True", "Paused", "-"), "message": FORGED_LINE},
+        ],
+        "keys": [{**k, "kid": f"{k['kid']}{HOSTILE}", "reason": FORGED_LINE} for k in STATUS["keys"]],
+        "emergency": {
+            "requestId": "inc-1",
+            "handledAt": ts(-H),
+            "result": f"Revoked{HOSTILE}",
+            "newKid": HOSTILE,
+        },
+    }
+    plain = cli_output.render_keyset(keyset(status=STATUS), NOW)
+    text = cli_output.render_keyset(keyset(status=status), NOW)
+    assert no_control_characters(text)
+    assert "\\x1b]0;owned\\x07\\x1b[2J" in text and "ok\\nPhase:" in text
+    # one line per fact and per key, as without the hostile values (plus the Degraded line)
+    assert len(text.splitlines()) == len(plain.splitlines()) + 2
+    assert len(re.findall(r"^Phase:", text, re.MULTILINE)) == 1
+    assert no_control_characters(cli_output.conditions_summary(status))
+    assert no_control_characters(cli_output.jwks_table({"keys": [{"kid": HOSTILE, "kty": FORGED_LINE}]}))
+
+
+def test_machine_readable_output_escapes_control_characters_itself() -> None:
+    data = cli_output.keyset_data(keyset(status={**STATUS, "currentKid": HOSTILE + FORGED_LINE}))
+    for fmt in ("json", "yaml"):
+        dumped = cli_output.dump(data, fmt)
+        assert "\x1b" not in dumped and "\x07" not in dumped
+    assert json.loads(cli_output.dump(data, "json"))["status"]["currentKid"] == HOSTILE + FORGED_LINE
+    assert yaml.safe_load(cli_output.dump(data, "yaml"))["status"]["currentKid"] == HOSTILE + FORGED_LINE
+
+
+def test_messages_from_status_reach_the_terminal_escaped(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    forged = {**STATUS, "currentKid": HOSTILE}
+    custom = FakeCustomObjects([keyset(status=forged)])
+    fake_api(monkeypatch, custom)
+
+    def answer(*args: Any, **_kw: Any) -> dict[str, Any]:
+        request = args[5][0]["value"]
+        ack = {
+            **request,
+            "handledAt": ts(timedelta(0)),
+            "result": "Rejected",
+            "message": HOSTILE + FORGED_LINE,
+        }
+        custom.reads = [keyset(status={**forged, "emergency": ack})]
+        return {}
+
+    monkeypatch.setattr(custom, "patch_namespaced_custom_object_status", answer)
+    assert cli.main(["revoke", "api-keys", "--reason", "r", "-n", "auth"]) == ExitCode.REJECTED
+    err = capsys.readouterr().err
+    assert no_control_characters(err) and "\\x1b]0;owned" in err
+    assert len(err.strip().splitlines()) == 2  # the note and the error, one line each
+    assert "status says it is \\x1b]0;owned" in err

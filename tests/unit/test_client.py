@@ -39,8 +39,8 @@ from keyturn.client import (
     HmacVerifier,
     JwksVerifier,
     KeySourceError,
-    Reason,
     Signer,
+    ValidationReason,
     VerificationError,
     mounts,
     project,
@@ -91,7 +91,7 @@ def jwks_text(*keys: tuple[KeyMaterial, str]) -> str:
     return json.dumps({"keys": [crypto.public_jwk(m, kid) for m, kid in keys]})
 
 
-def outcome(verifier: JwksVerifier | HmacVerifier, token: str, **kwargs: Any) -> Reason | None:
+def outcome(verifier: JwksVerifier | HmacVerifier, token: str, **kwargs: Any) -> ValidationReason | None:
     """None if the token verifies, else the reason it was refused for."""
     try:
         verifier.verify(token, **kwargs)
@@ -184,7 +184,7 @@ def test_kubelet_swap_adds_a_key_without_restart(rsa_keys: Keys, jwks_mount: Jwk
     jwks_mount.publish((a, kid_a))
     verifier = jwks_mount.verifier(check_interval=3600)
     token_b = crypto.sign(b, claims(), kid_b)
-    assert outcome(verifier, token_b) is Reason.UNKNOWN_KID
+    assert outcome(verifier, token_b) is ValidationReason.UNKNOWN_KID
 
     jwks_mount.publish((b, kid_b), (a, kid_a))
     # No wait and a one-hour check interval: an unknown kid makes the verifier look at once.
@@ -205,7 +205,7 @@ def test_revoked_kid_is_refused_once_the_jwks_drops_it(
 
     jwks_mount.publish((a, kid_a))
     wait_for(
-        lambda: outcome(verifier, token_b) is Reason.UNKNOWN_KID,
+        lambda: outcome(verifier, token_b) is ValidationReason.UNKNOWN_KID,
         DEADLINE,
         0.02,
         "the revoked kid to be refused",
@@ -225,7 +225,7 @@ def test_check_interval_bounds_how_often_the_file_is_looked_at(rsa_keys: Keys, j
     # Within the interval a known kid is served from memory; refresh() looks now.
     assert verifier.verify(token_b)["sub"] == "alice"
     verifier.refresh()
-    assert outcome(verifier, token_b) is Reason.UNKNOWN_KID
+    assert outcome(verifier, token_b) is ValidationReason.UNKNOWN_KID
 
 
 def test_watcher_reloads_an_idle_verifier_and_its_gauge(
@@ -336,7 +336,7 @@ def test_algorithm_confusion_with_the_public_key_as_hmac_secret_is_refused(
     # ... and refused because the kid's key is pinned to RS256.
     with pytest.raises(VerificationError) as info:
         verifier.verify(forged)
-    assert info.value.reason is Reason.WRONG_ALG
+    assert info.value.reason is ValidationReason.WRONG_ALG
     assert validations(registry, "wrong_alg", kid_a) == 1
 
 
@@ -346,7 +346,7 @@ def test_header_alg_other_than_the_keys_alg_is_refused(rsa_keys: Keys, metrics: 
     verifier = JwksVerifier.from_jwks(jwks_text((a, kid_a)), metrics=metrics)
     assert isinstance(a.key, rsa.RSAPrivateKey)
     ps256 = jwt.encode(claims(), a.key, algorithm="PS256", headers={"kid": kid_a})
-    assert outcome(verifier, ps256) is Reason.WRONG_ALG
+    assert outcome(verifier, ps256) is ValidationReason.WRONG_ALG
 
 
 @pytest.mark.parametrize("alg", ["none", "None", "NONE"])
@@ -357,9 +357,9 @@ def test_alg_none_is_refused(
     verifier = JwksVerifier.from_jwks(jwks_text((a, kid_a)), metrics=metrics)
     unsigned = forge({"alg": alg, "kid": kid_a}, claims(), b"")
     assert unsigned.endswith(".")
-    assert outcome(verifier, unsigned) is Reason.WRONG_ALG
+    assert outcome(verifier, unsigned) is ValidationReason.WRONG_ALG
     hmac_verifier = HmacVerifier.from_secrets(secrets.token_urlsafe(32), metrics=metrics)
-    assert outcome(hmac_verifier, unsigned) is Reason.WRONG_ALG
+    assert outcome(hmac_verifier, unsigned) is ValidationReason.WRONG_ALG
     assert validations(registry, "wrong_alg", kid_a) == 2
 
 
@@ -369,10 +369,10 @@ def test_unknown_and_missing_kids_are_refused_and_counted(
     (a, kid_a), (b, kid_b), _ = rsa_keys
     verifier = JwksVerifier.from_jwks(jwks_text((a, kid_a)), metrics=metrics)
     for _ in range(3):
-        assert outcome(verifier, crypto.sign(b, claims(), kid_b)) is Reason.UNKNOWN_KID
+        assert outcome(verifier, crypto.sign(b, claims(), kid_b)) is ValidationReason.UNKNOWN_KID
     assert validations(registry, "unknown_kid", kid_b) == 3
     no_kid = jwt.encode(claims(), a.key, algorithm="RS256")
-    assert outcome(verifier, no_kid) is Reason.MISSING_KID
+    assert outcome(verifier, no_kid) is ValidationReason.MISSING_KID
     assert validations(registry, "missing_kid", "") == 1
     assert sample(registry, "jwt_validations_total", result="success", reason="ok", kid=kid_a) == 0
 
@@ -386,24 +386,24 @@ def test_claim_failures_have_their_own_reasons(
     )
     now = int(time.time())
     ok = {"iss": "auth", "aud": "api", "sub": "alice", "iat": now, "exp": now + 60}
-    cases: list[tuple[str, Reason]] = [
-        (crypto.sign(a, ok, kid_a), Reason.OK),
-        (crypto.sign(a, {**ok, "exp": now - 10}, kid_a), Reason.EXPIRED),
-        (crypto.sign(a, {**ok, "nbf": now + 600}, kid_a), Reason.NOT_YET_VALID),
-        (crypto.sign(a, {**ok, "aud": "other"}, kid_a), Reason.BAD_AUDIENCE),
-        (crypto.sign(a, {**ok, "iss": "evil"}, kid_a), Reason.BAD_ISSUER),
-        (crypto.sign(a, {k: v for k, v in ok.items() if k != "exp"}, kid_a), Reason.MISSING_CLAIM),
-        (crypto.sign(b, ok, kid_a), Reason.BAD_SIGNATURE),  # right kid, wrong key
-        ("not.a.token", Reason.MALFORMED),
-        ("garbage", Reason.MALFORMED),
-        (crypto.sign(a, {**ok, "sub": 42}, kid_a), Reason.INVALID_CLAIMS),
+    cases: list[tuple[str, ValidationReason]] = [
+        (crypto.sign(a, ok, kid_a), ValidationReason.OK),
+        (crypto.sign(a, {**ok, "exp": now - 10}, kid_a), ValidationReason.EXPIRED),
+        (crypto.sign(a, {**ok, "nbf": now + 600}, kid_a), ValidationReason.NOT_YET_VALID),
+        (crypto.sign(a, {**ok, "aud": "other"}, kid_a), ValidationReason.BAD_AUDIENCE),
+        (crypto.sign(a, {**ok, "iss": "evil"}, kid_a), ValidationReason.BAD_ISSUER),
+        (crypto.sign(a, {k: v for k, v in ok.items() if k != "exp"}, kid_a), ValidationReason.MISSING_CLAIM),
+        (crypto.sign(b, ok, kid_a), ValidationReason.BAD_SIGNATURE),  # right kid, wrong key
+        ("not.a.token", ValidationReason.MALFORMED),
+        ("garbage", ValidationReason.MALFORMED),
+        (crypto.sign(a, {**ok, "sub": 42}, kid_a), ValidationReason.INVALID_CLAIMS),
     ]
     for token, want in cases:
-        assert outcome(verifier, token) is (None if want is Reason.OK else want)
+        assert outcome(verifier, token) is (None if want is ValidationReason.OK else want)
     tampered = crypto.sign(a, ok, kid_a)
     head, _, sig = tampered.split(".")
     tampered = f"{head}.{b64url(json.dumps({**ok, 'sub': 'mallory'}).encode())}.{sig}"
-    assert outcome(verifier, tampered) is Reason.BAD_SIGNATURE
+    assert outcome(verifier, tampered) is ValidationReason.BAD_SIGNATURE
     # Per-call arguments override the construction defaults.
     assert verifier.verify(cases[3][0], audience="other")["aud"] == "other"
     assert validations(registry, "ok", kid_a) == 2
@@ -426,37 +426,36 @@ def test_health_style_checks_can_skip_the_metric(
 
 
 def test_unsafe_jwks_entries_are_never_used(metrics: ClientMetrics) -> None:
+    """Entries a verifier must not use are skipped and named; private material is another matter
+    (the whole document is refused: test_client_hostile.py)."""
     rsa_small = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 - on purpose
     small_jwk = jwt.algorithms.RSAAlgorithm.to_jwk(rsa_small.public_key(), as_dict=True)
     es = crypto.generate("ES256")
     es_jwk = crypto.public_jwk(es, "es")
-    secret = secrets.token_urlsafe(32)
     rs = crypto.generate("RS256")
     document = {
         "keys": [
-            {"kty": "oct", "kid": "hmac", "alg": "HS256", "k": b64url(secret.encode())},
             {**crypto.public_jwk(rs, "no-alg"), "alg": None},
             {**small_jwk, "kid": "small", "alg": "RS256"},
             {**crypto.public_jwk(rs, "enc"), "use": "enc"},
             {**es_jwk, "kid": "curve", "alg": "ES384"},
-            crypto.private_jwk(rs, "private"),
+            {**crypto.public_jwk(rs, "bell\x07"), "kid": "bell\x07"},
+            crypto.public_jwk(rs, "rs"),
             es_jwk,
             es_jwk,
             "junk",
         ]
     }
     verifier = JwksVerifier.from_jwks(document, metrics=metrics)
-    assert verifier.kids == ("private", "es")
+    assert verifier.kids == ("rs", "es")
     described = verifier.describe()
-    for kid in ("hmac", "no-alg", "small", "enc", "curve"):
+    for kid in ("no-alg", "small", "enc", "curve", "es"):
         assert f"kid {kid}" in described
-    # A token signed with the published oct secret is not accepted by anyone.
-    hs = jwt.encode(claims(), secret.encode(), algorithm="HS256", headers={"kid": "hmac"})
-    assert outcome(verifier, hs) is Reason.UNKNOWN_KID
-    # The private JWK's public half still verifies; no private member is kept or shown.
-    assert verifier.verify(crypto.sign(rs, claims(), "private"))["sub"] == "alice"
-    assert crypto.private_jwk(rs, "x")["d"] not in repr(verifier) + described
-    assert outcome(JwksVerifier.from_jwks({"keys": []}, metrics=metrics), hs) is Reason.NO_KEYS
+    assert "entry 4 has a kid that is not printable" in described and "\x07" not in described
+    assert verifier.verify(crypto.sign(rs, claims(), "rs"))["sub"] == "alice"
+    assert outcome(verifier, crypto.sign(rs, claims(), "no-alg")) is ValidationReason.UNKNOWN_KID
+    empty = JwksVerifier.from_jwks({"keys": []}, metrics=metrics)
+    assert outcome(empty, crypto.sign(rs, claims(), "rs")) is ValidationReason.NO_KEYS
 
 
 def test_algorithm_allow_list(rsa_keys: Keys, metrics: ClientMetrics) -> None:
@@ -466,7 +465,7 @@ def test_algorithm_allow_list(rsa_keys: Keys, metrics: ClientMetrics) -> None:
         jwks_text((a, kid_a), (es, "es")), algorithms=["ES256"], metrics=metrics
     )
     assert verifier.verify(crypto.sign(es, claims(), "es"))["sub"] == "alice"
-    assert outcome(verifier, crypto.sign(a, claims(), kid_a)) is Reason.WRONG_ALG
+    assert outcome(verifier, crypto.sign(a, claims(), kid_a)) is ValidationReason.WRONG_ALG
     for bad in (["HS256"], ["none"], ["RS256", "XX999"]):
         with pytest.raises(ValueError, match="cannot come from a JWKS"):
             JwksVerifier.from_jwks(jwks_text((a, kid_a)), algorithms=bad, metrics=metrics)
@@ -614,7 +613,7 @@ def test_hmac_grace_accepts_old_and_new_until_previous_disappears(
 
     kubelet_write(mount, {"JWT_SECRET": new, "JWT_KID": kid_new})  # grace over
     wait_for(
-        lambda: outcome(verifier, token_old) is Reason.UNKNOWN_KID,
+        lambda: outcome(verifier, token_old) is ValidationReason.UNKNOWN_KID,
         DEADLINE,
         0.02,
         "the old secret to stop verifying",
@@ -625,7 +624,7 @@ def test_hmac_grace_accepts_old_and_new_until_previous_disappears(
     assert validations(registry, "unknown_kid", kid_old) >= 1
     assert registry.get_sample_value("jwt_keys_loaded", {"kid": kid_old}) is None
     # Also without a kid in the header the old secret is gone for good.
-    assert outcome(verifier, hs_token(old, None)) is Reason.BAD_SIGNATURE
+    assert outcome(verifier, hs_token(old, None)) is ValidationReason.BAD_SIGNATURE
 
 
 def test_hmac_template_kids_are_matched_by_trying_the_accept_list(
@@ -661,13 +660,13 @@ def test_hmac_template_kids_are_matched_by_trying_the_accept_list(
     assert validations(registry, "ok", "20260601_v3_prod") == 1
     assert validations(registry, "ok", "20260301_v2_prod") == 2
     # The current kid with another secret's signature is a bad signature, not a fallback.
-    assert outcome(verifier, hs_token(old, "20260301_v2_prod")) is Reason.BAD_SIGNATURE
+    assert outcome(verifier, hs_token(old, "20260301_v2_prod")) is ValidationReason.BAD_SIGNATURE
     # An expired token with a valid signature says so, whichever secret matched.
-    assert outcome(verifier, hs_token(old, "v1", exp=1)) is Reason.EXPIRED
+    assert outcome(verifier, hs_token(old, "v1", exp=1)) is ValidationReason.EXPIRED
 
     kubelet_write(mount, {"AUTH_JWT_SECRET": new, "AUTH_JWT_KID": "20260301_v2_prod"})
     wait_for(
-        lambda: outcome(verifier, hs_token(old, "20251201_v1_prod")) is Reason.UNKNOWN_KID,
+        lambda: outcome(verifier, hs_token(old, "20251201_v1_prod")) is ValidationReason.UNKNOWN_KID,
         DEADLINE,
         0.02,
         "the learned kid to be forgotten with its secret",
@@ -695,7 +694,7 @@ def test_hmac_template_kids_named_by_their_kid_items_are_known_up_front(
     assert set(verifier.kids) == {"20260301_v2_prod", "20251201_v1_prod", "20260601_v3_prod"}
     assert verifier.verify(hs_token(old, "20251201_v1_prod"))["sub"] == "alice"
     # a kid item pins its secret: the previous kid with the current secret's signature is refused
-    assert outcome(verifier, hs_token(new, "20251201_v1_prod")) is Reason.BAD_SIGNATURE
+    assert outcome(verifier, hs_token(new, "20251201_v1_prod")) is ValidationReason.BAD_SIGNATURE
 
 
 def test_hmac_checks_the_algorithm_before_any_secret(
@@ -704,11 +703,11 @@ def test_hmac_checks_the_algorithm_before_any_secret(
     new = hs_secrets["new"]
     verifier = HmacVerifier.from_secrets(new, kid="k", metrics=metrics)
     assert verifier.verify(hs_token(new, "k"))["sub"] == "alice"
-    assert outcome(verifier, hs_token(new + new, "k", alg="HS512")) is Reason.WRONG_ALG
+    assert outcome(verifier, hs_token(new + new, "k", alg="HS512")) is ValidationReason.WRONG_ALG
     (a, kid_a), _, _ = rsa_keys
-    assert outcome(verifier, crypto.sign(a, claims(), kid_a)) is Reason.WRONG_ALG
+    assert outcome(verifier, crypto.sign(a, claims(), kid_a)) is ValidationReason.WRONG_ALG
     hs512 = HmacVerifier.from_secrets(new + new, algorithm="HS512", metrics=metrics)
-    assert outcome(hs512, hs_token(new + new, None)) is Reason.WRONG_ALG
+    assert outcome(hs512, hs_token(new + new, None)) is ValidationReason.WRONG_ALG
     assert hs512.verify(hs_token(new + new, None, alg="HS512"))["sub"] == "alice"
     with pytest.raises(ValueError, match="HMAC verification needs"):
         HmacVerifier.from_secrets(new, algorithm="RS256", metrics=metrics)
@@ -721,7 +720,7 @@ def test_hmac_key_is_the_secret_text_not_its_decoding(metrics: ClientMetrics) ->
     verifier = HmacVerifier.from_secrets(secret, metrics=metrics)
     decoded = base64.urlsafe_b64decode(secret + "=" * (-len(secret) % 4))
     token_decoded = jwt.encode(claims(), decoded, algorithm="HS256")
-    assert outcome(verifier, token_decoded) is Reason.BAD_SIGNATURE
+    assert outcome(verifier, token_decoded) is ValidationReason.BAD_SIGNATURE
     token = jc_jwt.JWT(header={"alg": "HS256"}, claims=claims())
     token.make_signed_token(jc_jwk.JWK(kty="oct", k=b64url(secret.encode("utf-8"))))
     assert verifier.verify(token.serialize())["sub"] == "alice"
@@ -972,7 +971,7 @@ def test_jwks_url_is_cached_for_the_ttl_then_refetched(
         assert jwks_server.count() == 1
     jwks_server.document = jwks_text((b, kid_b))
     wait_for(
-        lambda: outcome(verifier, token_a) is Reason.UNKNOWN_KID,
+        lambda: outcome(verifier, token_a) is ValidationReason.UNKNOWN_KID,
         DEADLINE,
         0.05,
         "the TTL to expire and the new document to replace the old",
@@ -996,7 +995,7 @@ def test_jwks_url_unknown_kid_refetch_is_rate_limited(
     refused = [outcome(verifier, crypto.sign(b, claims(), f"forged-{i}")) for i in range(50)]
     if time.monotonic() - burst_started < 0.5:
         assert jwks_server.count() == 1
-    assert set(refused) == {Reason.UNKNOWN_KID}
+    assert set(refused) == {ValidationReason.UNKNOWN_KID}
     # ... but once the interval has passed the kid that just appeared is fetched and accepted.
     wait_for(lambda: outcome(verifier, token_b) is None, DEADLINE, 0.05, "refetch")
     fetched = jwks_server.count()

@@ -21,7 +21,7 @@ from keyturn.client.hmac_verifier import HmacVerifier
 from keyturn.client.jwks_verifier import JwksVerifier
 from keyturn.client.metrics import ClientMetrics, default_metrics
 from keyturn.client.mounts import project
-from keyturn.client.reasons import Reason
+from keyturn.client.reasons import ValidationReason
 from keyturn.client.signer import Signer
 
 Verifier: TypeAlias = JwksVerifier | HmacVerifier
@@ -31,8 +31,8 @@ __all__ = [
     "HmacVerifier",
     "JwksVerifier",
     "KeySourceError",
-    "Reason",
     "Signer",
+    "ValidationReason",
     "VerificationError",
     "Verifier",
     "default_metrics",

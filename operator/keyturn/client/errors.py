@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from keyturn.client.reasons import Reason
+from keyturn.client.reasons import ValidationReason
 
 _PRINTABLE_KID: Final = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
@@ -26,7 +26,7 @@ class VerificationError(Exception):
     the message when it looks like a kid, since it comes straight from the untrusted header.
     """
 
-    def __init__(self, reason: Reason, kid: str | None = None, detail: str = "") -> None:
+    def __init__(self, reason: ValidationReason, kid: str | None = None, detail: str = "") -> None:
         self.reason = reason
         self.kid = kid[:256] if isinstance(kid, str) else None
         self.detail = detail
@@ -40,3 +40,17 @@ class KeySourceError(Exception):
     Raised by constructors (fail fast on a wrong mount path) and by forced refreshes; automatic
     reloads log it and keep serving the keys they already have.
     """
+
+
+class LeakedKeyError(KeySourceError):
+    """A public JWKS carried private key material (`d`, `p`, ..., or a symmetric `oct` key).
+
+    Whoever read the document can sign with those keys, so the whole document is refused and
+    `ids` (the leaked entries' kids and RFC 7638 thumbprints) are withdrawn from the keys loaded
+    before and never trusted again by the source that saw them. The message names kids and
+    member names only, never values.
+    """
+
+    def __init__(self, message: str, ids: frozenset[str]) -> None:
+        super().__init__(message)
+        self.ids = ids

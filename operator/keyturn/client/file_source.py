@@ -13,7 +13,7 @@ from pathlib import Path
 
 from keyturn.client import mounts
 from keyturn.client.errors import KeySourceError
-from keyturn.client.sources import ReloadingSource, S
+from keyturn.client.sources import ReloadingSource, S, Withdraw
 
 __all__ = ["FileSource"]
 
@@ -33,10 +33,11 @@ class FileSource(ReloadingSource[S]):
         probe: Callable[[], Hashable],
         load: Callable[[], tuple[Hashable, S]],
         check_interval: float,
+        withdraw: Withdraw[S] | None = None,
     ) -> None:
         if check_interval < 0:
             raise ValueError("check_interval must not be negative")
-        super().__init__(source, what)
+        super().__init__(source, what, withdraw)
         self._probe = probe
         self._load = load
         self._interval = check_interval
@@ -46,7 +47,13 @@ class FileSource(ReloadingSource[S]):
 
     @classmethod
     def of_file(
-        cls, source: str, what: str, path: Path, parse: Callable[[bytes], S], check_interval: float
+        cls,
+        source: str,
+        what: str,
+        path: Path,
+        parse: Callable[[bytes], S],
+        check_interval: float,
+        withdraw: Withdraw[S] | None = None,
     ) -> FileSource[S]:
         """One mounted file (a ConfigMap's jwks.json), parsed whole."""
 
@@ -55,7 +62,7 @@ class FileSource(ReloadingSource[S]):
             return fingerprint, parse(data)
 
         probe = functools.partial(mounts.file_fingerprint, path)
-        return cls(source, what, probe=probe, load=load, check_interval=check_interval)
+        return cls(source, what, probe=probe, load=load, check_interval=check_interval, withdraw=withdraw)
 
     @classmethod
     def of_items(
@@ -94,7 +101,7 @@ class FileSource(ReloadingSource[S]):
             try:
                 fingerprint, value = self._load()
             except KeySourceError as exc:
-                self._report.failed(exc)
+                self._refused(exc)
                 raise
             self._install_version(fingerprint, value)
             return value
@@ -103,7 +110,7 @@ class FileSource(ReloadingSource[S]):
         try:
             self._fingerprint, value = self._load()
         except KeySourceError as exc:
-            self._report.failed(exc, initial=True)
+            self._refused(exc, initial=True)
             raise
         self._due = time.monotonic() + self._interval
         return value
@@ -126,7 +133,7 @@ class FileSource(ReloadingSource[S]):
                 fingerprint, value = self._load()
             except Exception as exc:
                 self._failed_fingerprint = probe
-                self._report.failed(exc)
+                self._refused(exc)
                 return False
             if fingerprint == self._fingerprint:
                 return False

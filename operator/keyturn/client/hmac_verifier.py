@@ -31,7 +31,7 @@ from typing import Any, Final, Unpack
 from keyturn import crypto
 from keyturn.client.errors import KeySourceError, VerificationError
 from keyturn.client.file_source import FileSource
-from keyturn.client.reasons import Reason
+from keyturn.client.reasons import ValidationReason
 from keyturn.client.sources import KeySource, StaticSource
 from keyturn.client.tokens import ClaimRules, decode, read_header, refuse
 from keyturn.client.verifier_base import BaseVerifier, VerifierOptions
@@ -229,7 +229,7 @@ class HmacVerifier(BaseVerifier[HmacSnapshot]):
         header = read_header(token)
         kid = header.kid
         if header.alg != self.algorithm:
-            raise refuse(Reason.WRONG_ALG, kid)
+            raise refuse(ValidationReason.WRONG_ALG, kid)
         if kid is None:
             snapshot, named = self._source.get(), None
         else:
@@ -239,15 +239,15 @@ class HmacVerifier(BaseVerifier[HmacSnapshot]):
             try:
                 claims = decode(token, secret.key, self.algorithm, rules, kid)
             except VerificationError as exc:
-                if exc.reason is Reason.BAD_SIGNATURE:
+                if exc.reason is ValidationReason.BAD_SIGNATURE:
                     continue  # not this secret: try the next one of the accept-list
                 raise
             if kid is not None and named is None:
                 self._learn(snapshot, kid, secret)
             return claims, kid if kid is not None else secret.kid
         if named is not None or kid is None:
-            raise refuse(Reason.BAD_SIGNATURE, kid)
-        raise refuse(Reason.UNKNOWN_KID, kid)
+            raise refuse(ValidationReason.BAD_SIGNATURE, kid)
+        raise refuse(ValidationReason.UNKNOWN_KID, kid)
 
     def _lookup(self, snapshot: HmacSnapshot, kid: str) -> _Secret | None:
         secret = snapshot.by_kid.get(kid)

@@ -2,15 +2,22 @@
 
 Keys are parsed when the document is loaded, not per token, and each one is pinned to the
 algorithm its JWK declares: that pin, not the token header, decides how a token is checked.
-Entries a verifier must never use are left out and reported (by kid and cause, never content):
-symmetric `oct` keys (a JWKS is public, so such a key would let anyone forge tokens), keys for
-another use than `sig`, keys without `alg` (RSA keys would be ambiguous between RS* and PS*),
-RSA keys under 2048 bits and curves that do not match the algorithm. Only public members are
-read, so a JWKS that wrongly carries private members still yields public keys only.
+
+The document is hostile until parsed: any bytes, any JSON (nested a million deep, numbers of a
+million digits), any type at any level. `parse_jwks` answers with a snapshot or a KeySourceError,
+never with another exception.
+
+A document that publishes private key material (`d`, `p`, `q`, `dp`, `dq`, `qi`, `oth`, or a
+symmetric key: `kty: oct` or a `k` member) is refused as a whole with LeakedKeyError, since whoever
+read it can sign with those keys (see sources.py for what happens to the keys loaded before).
+Other entries a verifier must never use are left out and reported (by kid and cause, never
+content): keys for another use than `sig`, keys without `alg` (RSA keys would be ambiguous between
+RS* and PS*), RSA keys under 2048 bits and curves that do not match the algorithm.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,24 +28,35 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ed448, rsa
 
 from keyturn import crypto
-from keyturn.client.errors import KeySourceError, printable_kid
+from keyturn.client.errors import KeySourceError, LeakedKeyError, printable_kid
 
-__all__ = ["ASYMMETRIC_ALGORITHMS", "JwksSnapshot", "PublicKey", "parse_jwks"]
+__all__ = ["ASYMMETRIC_ALGORITHMS", "MAX_DOCUMENT_BYTES", "JwksSnapshot", "PublicKey", "parse_jwks"]
 
 # What a JWKS can pin a key to: every algorithm Keyturn knows except the symmetric HS*.
 ASYMMETRIC_ALGORITHMS: Final = tuple(alg for alg in crypto.ALGORITHMS if not crypto.is_symmetric(alg))
-_PRIVATE_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+# RFC 7518 private members (RSA, EC/OKP `d`) and the symmetric key itself (`k`).
+PRIVATE_MEMBERS: Final = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 MIN_RSA_BITS: Final = 2048
+# OpenSSL's own ceiling for RSA public operations; larger moduli only cost time.
+MAX_RSA_BITS: Final = 16384
 MAX_KEYS: Final = 256
+MAX_KID_CHARS: Final = 256
+# A JWKS of a few keys is a few KiB; the same bound applies to files and HTTP answers.
+MAX_DOCUMENT_BYTES: Final = 1 << 20
 
 
 @dataclass(frozen=True, slots=True, eq=False, repr=False)
 class PublicKey:
-    """One usable verification key; `key` is a cryptography public-key object."""
+    """One usable verification key; `key` is a cryptography public-key object.
+
+    `thumbprint` (RFC 7638) identifies the key whatever kid it is published under, so a key whose
+    private part leaked is withdrawn under every kid.
+    """
 
     kid: str
     algorithm: str
     key: Any
+    thumbprint: str
 
     def __repr__(self) -> str:
         return f"PublicKey(kid={self.kid!r}, alg={self.algorithm})"
@@ -56,32 +74,37 @@ class JwksSnapshot:
         return tuple(self.keys)
 
     def describe(self) -> str:
-        text = f"kids [{', '.join(self.keys)}]"
+        text = f"kids [{', '.join(self.keys)}]"  # printable: parse_jwks checked each one
         if self.problems:
-            text += f"; ignored or repaired: {'; '.join(self.problems)}"
+            text += f"; ignored or withdrawn: {'; '.join(self.problems)}"
         return text
+
+    def without(self, ids: frozenset[str]) -> JwksSnapshot:
+        """This snapshot minus the keys whose kid or thumbprint is in `ids` (leaked keys)."""
+        gone = [key for key in self.keys.values() if key.kid in ids or key.thumbprint in ids]
+        if not gone:
+            return self
+        keys = {kid: key for kid, key in self.keys.items() if key not in gone}
+        notes = tuple(
+            f"kid {printable_kid(key.kid)} withdrawn: its private key was published" for key in gone
+        )
+        return JwksSnapshot(MappingProxyType(keys), self.problems + notes)
 
 
 def parse_jwks(document: bytes | str | Mapping[str, Any]) -> JwksSnapshot:
     """Parse a JWKS; raises KeySourceError when the document as a whole is unusable.
 
     An empty `keys` list is a valid document (every token is then refused with `no_keys`); a
-    document that is not a JWKS at all is an error, so a reload keeps the previous keys.
+    document that is not a JWKS at all is an error, so a reload keeps the previous keys. A
+    document with private key material raises LeakedKeyError (a KeySourceError).
     """
-    if isinstance(document, Mapping):
-        parsed: object = document
-    else:
-        try:
-            parsed = json.loads(document)
-        except json.JSONDecodeError as exc:
-            raise KeySourceError(f"JWKS is not JSON ({exc.msg} at line {exc.lineno})") from None
-        except UnicodeDecodeError:
-            raise KeySourceError("JWKS is not UTF-8 text") from None
-    if not isinstance(parsed, Mapping) or not isinstance(parsed.get("keys"), list):
+    parsed = _load(document)
+    entries = parsed.get("keys") if isinstance(parsed, Mapping) else None
+    if not isinstance(entries, list):
         raise KeySourceError('JWKS must be a JSON object with a "keys" array')
-    entries: list[object] = parsed["keys"]
     if len(entries) > MAX_KEYS:
         raise KeySourceError(f"JWKS has {len(entries)} keys; at most {MAX_KEYS} are accepted")
+    _refuse_leaks(entries)
     keys: dict[str, PublicKey] = {}
     problems: list[str] = []
     for index, entry in enumerate(entries):
@@ -92,28 +115,77 @@ def parse_jwks(document: bytes | str | Mapping[str, Any]) -> JwksSnapshot:
         if not isinstance(kid, str) or not kid:
             problems.append(f"entry {index} has no kid")
             continue
+        if len(kid) > MAX_KID_CHARS or not kid.isprintable():
+            # It would become a metric label and a log field: control characters, lone surrogates
+            # and megabyte kids have no business there.
+            problems.append(f"entry {index} has a kid that is not printable text of at most {MAX_KID_CHARS}")
+            continue
         if kid in keys:
             problems.append(f"kid {printable_kid(kid)} appears twice; the first entry is used")
             continue
         try:
-            key = _public_key(entry)
+            alg, key = _public_key(entry)
+            thumbprint = crypto.thumbprint(entry)
         except ValueError as exc:
             problems.append(f"kid {printable_kid(kid)}: {exc}")
             continue
-        if _PRIVATE_MEMBERS & entry.keys():
-            problems.append(f"kid {printable_kid(kid)} carries private members; only its public part is used")
-        keys[kid] = PublicKey(kid, str(entry["alg"]), key)
+        keys[kid] = PublicKey(kid, alg, key, thumbprint)
     return JwksSnapshot(MappingProxyType(keys), tuple(problems))
 
 
-def _public_key(jwk: Mapping[str, Any]) -> Any:
-    """The public key of one JWK, checked against its own `alg` (messages never echo members).
+def _load(document: object) -> object:
+    """The JSON value of the document; every failure is a KeySourceError naming the cause."""
+    if isinstance(document, Mapping):
+        return document
+    if not isinstance(document, bytes | str):
+        raise KeySourceError(f"JWKS must be JSON text or a mapping, not {type(document).__name__}")
+    if len(document) > MAX_DOCUMENT_BYTES:
+        raise KeySourceError(f"JWKS is larger than {MAX_DOCUMENT_BYTES} bytes")
+    try:
+        return json.loads(document)
+    except json.JSONDecodeError as exc:
+        raise KeySourceError(f"JWKS is not JSON ({exc.msg} at line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise KeySourceError("JWKS is not UTF-8 text") from None
+    except RecursionError:
+        raise KeySourceError("JWKS is nested too deeply to be a JWKS") from None
+    except ValueError:  # e.g. an integer beyond sys.get_int_max_str_digits()
+        raise KeySourceError("JWKS holds a number too large to read") from None
+
+
+def _refuse_leaks(entries: list[object]) -> None:
+    """LeakedKeyError when any entry carries private or symmetric key material."""
+    leaks: list[str] = []
+    ids: set[str] = set()
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, Mapping):
+            continue
+        members = [name for name in PRIVATE_MEMBERS if name in entry]
+        symmetric = entry.get("kty") == "oct"
+        if not members and not symmetric:
+            continue
+        kid = entry.get("kid")
+        named = isinstance(kid, str) and bool(kid)
+        what = f"kid {printable_kid(kid)}" if named else f"entry {index}"
+        leaks.append(f"{what}: {', '.join(members) if members else 'a symmetric (oct) key'}")
+        if named:
+            ids.add(str(kid))
+        with contextlib.suppress(ValueError):  # no usable public members: the kid is all there is
+            ids.add(crypto.thumbprint(entry))
+    if leaks:
+        raise LeakedKeyError(
+            f"JWKS publishes private key material ({'; '.join(leaks)}): anyone who read it can sign "
+            "with those keys, so the whole document is refused and they are never trusted again",
+            frozenset(ids),
+        )
+
+
+def _public_key(jwk: Mapping[str, Any]) -> tuple[str, Any]:
+    """The pinned algorithm and public key of one JWK (messages never echo members).
 
     The JWKS-specific refusals come first; keyturn.crypto then checks kty, curve and members
     exactly as it does for the keys Keyturn publishes.
     """
-    if jwk.get("kty") == "oct":
-        raise ValueError("symmetric (oct) key in a public JWKS; never used for verification")
     if jwk.get("use", "sig") != "sig":
         raise ValueError("not a signature key (use is not 'sig')")
     alg = jwk.get("alg")
@@ -122,11 +194,13 @@ def _public_key(jwk: Mapping[str, Any]) -> Any:
     if alg not in ASYMMETRIC_ALGORITHMS:
         raise ValueError(f"unsupported alg {alg[:16]!r}")
     if alg == "EdDSA" and jwk.get("crv") == "Ed448":
-        return _ed448_key(jwk)
+        return alg, _ed448_key(jwk)
     key = crypto.public_key_from_jwk(jwk, alg)
-    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
-        raise ValueError(f"RSA key of {key.key_size} bits; at least {MIN_RSA_BITS} are required")
-    return key
+    if isinstance(key, rsa.RSAPublicKey) and not MIN_RSA_BITS <= key.key_size <= MAX_RSA_BITS:
+        raise ValueError(
+            f"RSA key of {key.key_size} bits; between {MIN_RSA_BITS} and {MAX_RSA_BITS} are accepted"
+        )
+    return alg, key
 
 
 def _ed448_key(jwk: Mapping[str, Any]) -> ed448.Ed448PublicKey:

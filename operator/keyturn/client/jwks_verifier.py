@@ -8,9 +8,9 @@ from typing import Any, Unpack
 
 from keyturn.client.errors import VerificationError
 from keyturn.client.file_source import FileSource
-from keyturn.client.http_source import HttpSource
+from keyturn.client.http_source import HttpSource, display_url
 from keyturn.client.jwks import ASYMMETRIC_ALGORITHMS, JwksSnapshot, parse_jwks
-from keyturn.client.reasons import Reason
+from keyturn.client.reasons import ValidationReason
 from keyturn.client.sources import KeySource, StaticSource
 from keyturn.client.tokens import ClaimRules, decode, read_header, refuse
 from keyturn.client.verifier_base import BaseVerifier, VerifierOptions
@@ -59,7 +59,9 @@ class JwksVerifier(BaseVerifier[JwksSnapshot]):
         `subPath`: the kubelet never updates subPath mounts.
         """
         file = Path(path)
-        source = FileSource.of_file("jwks_file", f"JWKS {file}", file, parse_jwks, check_interval)
+        source = FileSource.of_file(
+            "jwks_file", f"JWKS {file}", file, parse_jwks, check_interval, withdraw=JwksSnapshot.without
+        )
         return cls(source, algorithms=algorithms, **options)
 
     @classmethod
@@ -78,16 +80,17 @@ class JwksVerifier(BaseVerifier[JwksSnapshot]):
 
         Keep `cache_ttl` at or below the keyset's `tokens.verifierCacheTTL`: Keyturn relies on
         it to know when every verifier has seen a newly published key. Raises KeySourceError if
-        the first fetch fails.
+        the first fetch fails. Redirects are never followed and `timeout` bounds the whole fetch.
         """
         source = HttpSource(
             url,
-            what=f"JWKS {url}",
+            what=f"JWKS {display_url(url)}",
             parse=parse_jwks,
             ttl=cache_ttl,
             min_refetch_interval=min_refetch_interval,
             timeout=timeout,
             headers=dict(headers or {}),
+            withdraw=JwksSnapshot.without,
         )
         return cls(source, algorithms=algorithms, **options)
 
@@ -106,12 +109,16 @@ class JwksVerifier(BaseVerifier[JwksSnapshot]):
         header = read_header(token)
         kid = header.kid
         if kid is None:
-            raise refuse(Reason.MISSING_KID, None)
+            raise refuse(ValidationReason.MISSING_KID, None)
         snapshot, key = self._find(lambda s: s.keys.get(kid))
         if key is None:
-            raise refuse(Reason.UNKNOWN_KID if snapshot.keys else Reason.NO_KEYS, kid)
+            raise refuse(ValidationReason.UNKNOWN_KID if snapshot.keys else ValidationReason.NO_KEYS, kid)
         if header.alg != key.algorithm:
-            raise VerificationError(Reason.WRONG_ALG, kid, f"the key {kid} is for {key.algorithm} only")
+            raise VerificationError(
+                ValidationReason.WRONG_ALG, kid, f"the key {kid} is for {key.algorithm} only"
+            )
         if self._algorithms is not None and key.algorithm not in self._algorithms:
-            raise VerificationError(Reason.WRONG_ALG, kid, f"{key.algorithm} is not in the allow-list")
+            raise VerificationError(
+                ValidationReason.WRONG_ALG, kid, f"{key.algorithm} is not in the allow-list"
+            )
         return decode(token, key.key, key.algorithm, rules, kid), kid

@@ -29,7 +29,7 @@ from typing import Final
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
-from keyturn.client.reasons import Reason
+from keyturn.client.reasons import ValidationReason
 
 __all__ = ["OTHER_KID", "ClientMetrics", "default_metrics"]
 
@@ -94,7 +94,7 @@ class ClientMetrics:
                 return kid
         return OTHER_KID
 
-    def record_validation(self, reason: Reason, kid: object) -> None:
+    def record_validation(self, reason: ValidationReason, kid: object) -> None:
         """Count one validation; `kid` may be any header value, it is bounded here."""
         self.validations.labels(reason.result, reason.value, self.kid_label(kid)).inc()
 
@@ -118,7 +118,7 @@ class ClientMetrics:
             self._trusted |= new
             for kid in after - before:
                 self.keys_loaded.labels(kid).set(1)
-                self.validations.labels(Reason.OK.result, Reason.OK.value, kid)
+                self.validations.labels(ValidationReason.OK.result, ValidationReason.OK.value, kid)
             for kid in before - after:
                 self._remove(self.keys_loaded, kid)
 

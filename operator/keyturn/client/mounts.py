@@ -20,6 +20,8 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import stat
+import tempfile
 import time
 from collections.abc import Hashable, Iterable, Mapping
 from pathlib import Path
@@ -65,7 +67,14 @@ def dir_fingerprint(directory: Path, names: Iterable[str]) -> Hashable:
 
 
 def _check_name(name: str) -> None:
-    if not name or "/" in name or name in (".", "..") or name.startswith(".."):
+    if (
+        not name
+        or "/" in name
+        or "\0" in name
+        or name in (".", "..")
+        or name.startswith("..")
+        or len(name) > 253
+    ):
         raise ValueError(f"{name!r} is not a Secret/ConfigMap item name")
 
 
@@ -127,31 +136,70 @@ def project(directory: Path | str, files: Mapping[str, str | bytes]) -> None:
 
     For local runs and tests that must behave like a pod: copy a Secret or ConfigMap into a
     directory with this and every reader sees the same atomic swap it would see in a cluster.
+
+    Nothing outside `directory` is ever written or deleted, whatever its links point at: the
+    previous version is deleted only when `..data` names a real directory `..<something>` inside
+    `directory` (never through a link, an absolute path or a `..` component), and a visible item
+    is only ever a link to `..data/NAME`. A layout that cannot be projected without deleting
+    something that is not ours (`..data` or an item that is a real file or directory) is a
+    ValueError, raised before anything is written.
     """
     root = Path(directory)
     for name in files:
         _check_name(name)
     root.mkdir(parents=True, exist_ok=True)
-    old = _data_link(root)
+    for name in (DATA_LINK, *files):
+        if os.path.lexists(root / name) and not (root / name).is_symlink():
+            raise ValueError(f"{root / name} exists and is not a symlink: not a projected volume")
+    previous = _previous_version(root)
     stamp = time.strftime("%Y_%m_%d_%H_%M_%S", time.gmtime())
-    fresh = root / f"..{stamp}.{secrets.token_hex(5)}"
-    fresh.mkdir(mode=0o755)
+    fresh = Path(tempfile.mkdtemp(prefix=f"..{stamp}.", dir=root))
+    fresh.chmod(0o755)
     for name, content in files.items():
         data = content.encode("utf-8") if isinstance(content, str) else content
         (fresh / name).write_bytes(data)
         (fresh / name).chmod(0o644)
-    tmp = root / f"{DATA_LINK}_tmp"
-    tmp.unlink(missing_ok=True)
-    os.symlink(fresh.name, tmp)
-    os.replace(tmp, root / DATA_LINK)
+    _replace_link(root, DATA_LINK, fresh.name)
     for name in files:
-        visible = root / name
-        if not visible.is_symlink():
-            os.symlink(f"{DATA_LINK}/{name}", visible)
-    if old is not None and not Path(old[0]).is_absolute() and old[0].startswith(".."):
-        previous = root / old[0]
-        if previous != fresh and previous.is_dir():
-            stale = [item.name for item in previous.iterdir() if item.name not in files]
-            shutil.rmtree(previous)
-            for name in stale:
-                (root / name).unlink(missing_ok=True)
+        _replace_link(root, name, f"{DATA_LINK}/{name}")
+    for entry in os.scandir(root):
+        # Visible items of the previous version: our own links into ..data, and only those.
+        if entry.name.startswith("..") or entry.name in files or not entry.is_symlink():
+            continue
+        if os.readlink(entry.path) == f"{DATA_LINK}/{entry.name}":
+            os.unlink(entry.path)
+    if previous is not None:
+        shutil.rmtree(root / previous)  # a real directory (checked); rmtree never follows links
+
+
+def _previous_version(root: Path) -> str | None:
+    """The name of the directory `..data` points at, when it is one we may delete: a single
+    path component `..<something>` naming a real directory (not a link) right in `root`."""
+    try:
+        target = os.readlink(root / DATA_LINK)
+    except OSError:
+        return None
+    if os.sep in target or not target.startswith("..") or len(target) <= 2 or target == DATA_LINK:
+        return None
+    try:
+        mode = os.lstat(root / target).st_mode
+    except OSError:
+        return None
+    return target if stat.S_ISDIR(mode) else None
+
+
+def _replace_link(root: Path, name: str, target: str) -> None:
+    """Point `root/name` at `target` atomically (a temporary link renamed over it)."""
+    link = root / name
+    try:
+        if os.readlink(link) == target:
+            return
+    except OSError:
+        pass  # absent (or, in a race, not a link: the rename below then fails loudly)
+    tmp = root / f"{DATA_LINK}_tmp.{secrets.token_hex(5)}"
+    os.symlink(target, tmp)
+    try:
+        os.replace(tmp, link)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise

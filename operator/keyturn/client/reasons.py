@@ -2,7 +2,8 @@
 
 They are metric label values and API values at once (`VerificationError.reason`, the example
 app's 401 bodies), so dashboards, alerts and the analysis gate can rely on them: values are only
-ever added, never renamed.
+ever added, never renamed. The enum is called `ValidationReason`, not `Reason`, so that it is never
+mistaken for the operator's own `keyturn.domain.policies.Reason` (Event and condition reasons).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 
-class Reason(StrEnum):
+class ValidationReason(StrEnum):
     """Why a token was accepted or refused; `OK` is the only success."""
 
     OK = "ok"
@@ -32,4 +33,4 @@ class Reason(StrEnum):
     @property
     def result(self) -> str:
         """The `result` label: the analysis query divides `success` by everything."""
-        return "success" if self is Reason.OK else "failure"
+        return "success" if self is ValidationReason.OK else "failure"

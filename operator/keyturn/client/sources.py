@@ -7,6 +7,11 @@ thread (`start_watching`) looks for changes in idle processes too, so that `jwt_
 follows a swap even when no request arrives. A reload that fails keeps the previous keys: a
 half-written or broken file must never leave a service with no keys.
 
+One failure is different: a document that publishes private key material (LeakedKeyError). It is
+refused like any other broken document, but the keys it leaked are also withdrawn from the keys
+loaded before (anyone can sign with them now) and filtered out of every later version, for the
+life of the source.
+
 The sources that do reload live in file_source.py (mounted volumes) and http_source.py (a URL).
 """
 
@@ -18,10 +23,10 @@ import time
 from collections.abc import Callable
 from typing import Final, Generic, Protocol, TypeVar
 
-from keyturn.client.errors import KeySourceError
+from keyturn.client.errors import KeySourceError, LeakedKeyError
 from keyturn.client.metrics import ClientMetrics
 
-__all__ = ["KeySource", "ReloadingSource", "Snapshot", "StaticSource"]
+__all__ = ["KeySource", "ReloadingSource", "Snapshot", "StaticSource", "Withdraw"]
 
 log = logging.getLogger("keyturn.client")
 
@@ -40,6 +45,9 @@ class Snapshot(Protocol):
 
 S = TypeVar("S", bound=Snapshot)
 S_co = TypeVar("S_co", bound=Snapshot, covariant=True)
+
+# A snapshot without the keys named by kid or thumbprint: how a source stops trusting leaked keys.
+Withdraw = Callable[[S, frozenset[str]], S]
 
 
 class KeySource(Protocol[S_co]):
@@ -162,11 +170,14 @@ class ReloadingSource(Generic[S]):
     _report: _Reporter
     _value: S
 
-    def __init__(self, source: str, what: str) -> None:
+    def __init__(self, source: str, what: str, withdraw: Withdraw[S] | None = None) -> None:
         self._label = source  # the `source` label of jwt_key_reloads_total
         self._what = what
         self._lock = threading.Lock()
         self._watcher = _Watcher()
+        self._withdraw = withdraw
+        self._withdrawn: frozenset[str] = frozenset()
+        self._loaded = False
 
     def start(self, on_change: Callable[[S], None], metrics: ClientMetrics) -> None:
         self._on_change = on_change
@@ -180,9 +191,24 @@ class ReloadingSource(Generic[S]):
         self._watcher.stop()
 
     def _install(self, value: S, *, initial: bool) -> None:
+        self._publish(value)
+        self._report.ok(self._value.describe(), initial=initial)
+
+    def _publish(self, value: S) -> None:
+        if self._withdraw is not None and self._withdrawn:
+            value = self._withdraw(value, self._withdrawn)
         self._value = value
+        self._loaded = True
         self._on_change(value)
-        self._report.ok(value.describe(), initial=initial)
+
+    def _refused(self, exc: Exception, *, initial: bool = False) -> None:
+        """A load failed (the caller holds the lock): count and log it; when the document leaked
+        private keys, stop trusting them at once, in the keys already loaded too."""
+        self._report.failed(exc, initial=initial)
+        if isinstance(exc, LeakedKeyError) and self._withdraw is not None:
+            self._withdrawn |= exc.ids
+            if self._loaded:
+                self._publish(self._value)
 
     def _load_first(self) -> S:
         """The snapshot `start` installs; raises KeySourceError (reported as a failed load)."""

@@ -14,7 +14,7 @@ from typing import Any, Final
 import jwt
 
 from keyturn.client.errors import VerificationError
-from keyturn.client.reasons import Reason
+from keyturn.client.reasons import ValidationReason
 
 __all__ = ["ClaimRules", "Header", "decode", "read_header", "reason_for", "refuse"]
 
@@ -23,32 +23,32 @@ MAX_TOKEN_CHARS: Final = 16 * 1024
 
 # Fixed texts, never PyJWT's own messages: those may quote token contents.
 _DETAIL: Final = {
-    Reason.MALFORMED: "not a well-formed JWS/JWT",
-    Reason.BAD_SIGNATURE: "signature does not verify",
-    Reason.EXPIRED: "token has expired",
-    Reason.NOT_YET_VALID: "token is not valid yet (nbf/iat in the future)",
-    Reason.BAD_AUDIENCE: "audience does not match",
-    Reason.BAD_ISSUER: "issuer does not match",
-    Reason.MISSING_CLAIM: "a required claim is missing",
-    Reason.INVALID_CLAIMS: "a registered claim is invalid",
-    Reason.WRONG_ALG: "algorithm not accepted for this key",
-    Reason.MISSING_KID: "token header has no kid",
-    Reason.UNKNOWN_KID: "no loaded key has this kid",
-    Reason.NO_KEYS: "the verifier has no keys loaded",
-    Reason.ERROR: "verifier error",
+    ValidationReason.MALFORMED: "not a well-formed JWS/JWT",
+    ValidationReason.BAD_SIGNATURE: "signature does not verify",
+    ValidationReason.EXPIRED: "token has expired",
+    ValidationReason.NOT_YET_VALID: "token is not valid yet (nbf/iat in the future)",
+    ValidationReason.BAD_AUDIENCE: "audience does not match",
+    ValidationReason.BAD_ISSUER: "issuer does not match",
+    ValidationReason.MISSING_CLAIM: "a required claim is missing",
+    ValidationReason.INVALID_CLAIMS: "a registered claim is invalid",
+    ValidationReason.WRONG_ALG: "algorithm not accepted for this key",
+    ValidationReason.MISSING_KID: "token header has no kid",
+    ValidationReason.UNKNOWN_KID: "no loaded key has this kid",
+    ValidationReason.NO_KEYS: "the verifier has no keys loaded",
+    ValidationReason.ERROR: "verifier error",
 }
 
 # Most specific first: InvalidSignatureError is a DecodeError, and all of them InvalidTokenErrors.
-_REASONS: Final[tuple[tuple[type[jwt.PyJWTError], Reason], ...]] = (
-    (jwt.InvalidSignatureError, Reason.BAD_SIGNATURE),
-    (jwt.ExpiredSignatureError, Reason.EXPIRED),
-    (jwt.ImmatureSignatureError, Reason.NOT_YET_VALID),
-    (jwt.InvalidAudienceError, Reason.BAD_AUDIENCE),
-    (jwt.InvalidIssuerError, Reason.BAD_ISSUER),
-    (jwt.MissingRequiredClaimError, Reason.MISSING_CLAIM),
-    (jwt.InvalidAlgorithmError, Reason.WRONG_ALG),
-    (jwt.DecodeError, Reason.MALFORMED),
-    (jwt.InvalidTokenError, Reason.INVALID_CLAIMS),
+_REASONS: Final[tuple[tuple[type[jwt.PyJWTError], ValidationReason], ...]] = (
+    (jwt.InvalidSignatureError, ValidationReason.BAD_SIGNATURE),
+    (jwt.ExpiredSignatureError, ValidationReason.EXPIRED),
+    (jwt.ImmatureSignatureError, ValidationReason.NOT_YET_VALID),
+    (jwt.InvalidAudienceError, ValidationReason.BAD_AUDIENCE),
+    (jwt.InvalidIssuerError, ValidationReason.BAD_ISSUER),
+    (jwt.MissingRequiredClaimError, ValidationReason.MISSING_CLAIM),
+    (jwt.InvalidAlgorithmError, ValidationReason.WRONG_ALG),
+    (jwt.DecodeError, ValidationReason.MALFORMED),
+    (jwt.InvalidTokenError, ValidationReason.INVALID_CLAIMS),
 )
 
 
@@ -97,30 +97,32 @@ def read_header(token: object) -> Header:
         try:
             token = token.decode("ascii")
         except UnicodeDecodeError:
-            raise refuse(Reason.MALFORMED, None) from None
+            raise refuse(ValidationReason.MALFORMED, None) from None
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS or token.count(".") != 2:
-        raise refuse(Reason.MALFORMED, None)
+        raise refuse(ValidationReason.MALFORMED, None)
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
-        raise refuse(Reason.MALFORMED, None) from None
+        raise refuse(ValidationReason.MALFORMED, None) from None
     kid = header.get("kid")
     if kid is not None and not isinstance(kid, str):
-        raise VerificationError(Reason.MALFORMED, None, "kid is not a string")
+        raise VerificationError(ValidationReason.MALFORMED, None, "kid is not a string")
     alg = header.get("alg")
     if not isinstance(alg, str):
-        raise VerificationError(Reason.MALFORMED, kid, "alg is missing")
+        raise VerificationError(ValidationReason.MALFORMED, kid, "alg is missing")
     if alg.strip().lower() == "none":
-        raise VerificationError(Reason.WRONG_ALG, kid, "unsigned tokens (alg none) are never accepted")
+        raise VerificationError(
+            ValidationReason.WRONG_ALG, kid, "unsigned tokens (alg none) are never accepted"
+        )
     return Header(alg, kid)
 
 
-def reason_for(exc: jwt.PyJWTError) -> Reason:
+def reason_for(exc: jwt.PyJWTError) -> ValidationReason:
     """The first match in `_REASONS`; anything else is ours (InvalidKeyError and friends)."""
-    return next((reason for kind, reason in _REASONS if isinstance(exc, kind)), Reason.ERROR)
+    return next((reason for kind, reason in _REASONS if isinstance(exc, kind)), ValidationReason.ERROR)
 
 
-def refuse(reason: Reason, kid: str | None) -> VerificationError:
+def refuse(reason: ValidationReason, kid: str | None) -> VerificationError:
     return VerificationError(reason, kid, _DETAIL.get(reason, ""))
 
 

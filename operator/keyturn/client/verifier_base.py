@@ -14,7 +14,7 @@ from typing import Any, Final, TypedDict, TypeVar
 from keyturn.client.errors import VerificationError
 from keyturn.client.holder import KeyHolder
 from keyturn.client.metrics import ClientMetrics
-from keyturn.client.reasons import Reason
+from keyturn.client.reasons import ValidationReason
 from keyturn.client.sources import KeySource, S
 from keyturn.client.tokens import ClaimRules
 
@@ -86,10 +86,10 @@ class BaseVerifier(KeyHolder[S]):
             raise
         except Exception:
             if record:  # our bug, not the token's: still a failed validation for the gate
-                self._metrics.record_validation(Reason.ERROR, None)
+                self._metrics.record_validation(ValidationReason.ERROR, None)
             raise
         if record:
-            self._metrics.record_validation(Reason.OK, kid)
+            self._metrics.record_validation(ValidationReason.OK, kid)
         return claims
 
     @property
