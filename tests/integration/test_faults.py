@@ -97,9 +97,9 @@ def edit_secret(
 ) -> Callable[[Kube, dict[str, Any]], None]:
     def inject(kube: Kube, status: dict[str, Any]) -> None:
         secret = kube.core.read_namespaced_secret(NAME, kube.namespace)
-        data = dict(secret.data or {})
+        data: dict[str, str] = {k: str(v) for k, v in (secret.data or {}).items()}
         change(data, status)
-        secret.data = data
+        secret.data = dict(data)
         kube.core.replace_namespaced_secret(NAME, kube.namespace, secret)
 
     return inject

@@ -98,11 +98,6 @@ def test_jwks_objects_and_the_error_about_a_leaked_key() -> None:
     verifier.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="adapters/secrets.py (not this branch's to edit) keeps the dataclass repr of `data`; "
-    "fix: `data: Mapping[str, str] = field(repr=False)` in SecretSnapshot and SecretWrite",
-)
 def test_secret_snapshots_and_writes_of_the_operator(material: crypto.KeyMaterial) -> None:
     data = {"key-k.pem": stored(material)}
     snapshot = SecretSnapshot("s", data, {}, {}, (), "1")
