@@ -28,7 +28,7 @@ from keyturn.domain.model import (
 )
 from keyturn.domain.policies import Reason
 from keyturn.domain.schedule import align_to_window, due_after, in_window
-from keyturn.domain.spec import Spec
+from keyturn.domain.spec import OnFailure, Spec
 
 
 @dataclass(frozen=True)
@@ -410,9 +410,9 @@ class _Planner:
             and current.analysis_result is None
         )
         has_previous = any(k.state is KeyState.PREVIOUS for k in self.keys)
-        if self.spec.rollout.on_failure == "Rollback" and undoable and has_previous:
+        if self.spec.rollout.on_failure == OnFailure.ROLLBACK and undoable and has_previous:
             self._rollback(Trigger.ROLLOUT, failure)
-        elif self.spec.rollout.on_failure == "Rollback" and undoable:
+        elif self.spec.rollout.on_failure == OnFailure.ROLLBACK and undoable:
             self.paused = Reason.ROLLBACK_IMPOSSIBLE
             self.paused_message = f"{failure}; no previous key is left to roll back to"
         else:
@@ -453,7 +453,7 @@ class _Planner:
         self._record(Operation.ANALYSIS, [current.kid], Trigger.ANALYSIS, message, str(verdict))
         if verdict is AnalysisResult.PASSED:
             self._notice(Reason.ANALYSIS_PASSED, message, [current.kid])
-        elif verdict is AnalysisResult.FAILED and analysis.on_failure == "Rollback":
+        elif verdict is AnalysisResult.FAILED and analysis.on_failure == OnFailure.ROLLBACK:
             self._notice(Reason.ANALYSIS_FAILED, message, [current.kid], warning=True)
             self._rollback(Trigger.ANALYSIS, message)
         else:
