@@ -210,8 +210,9 @@ CRONS = ["0 2 1 */3 *", "* * * * *", "0 0 29 2 *", "0 0 30 2 *", "0 0 31 4 *", "
          "0 0 * 2 1#5", "0 0 L * *", "30 3 * * MON-FRI", "0 0 1 1 *", "0 0 15W * *"]  # fmt: skip
 ZONES = ["UTC", "Europe/Paris", "America", "Etc/GMT+12", "Etc/GMT-14", "Pacific/Kiritimati", "Etc",
          "Antarctica/Troll", "Asia/Kathmandu", "Australia/Lord_Howe", "posixrules", "Factory"]  # fmt: skip
-# The clock: from 1970 to the last time whose "now + 100 years" the record still accepts.
-LATEST_NOW = datetime(8899, 12, 31, 23, 59, 59, tzinfo=UTC)
+# The clock: from 1970 to the last time whose "now + 100 years" (36525 days) the record still
+# accepts (record.LATEST, 9000-01-01, minus that, minus a second).
+LATEST_NOW = datetime(8899, 12, 30, 23, 59, 59, tzinfo=UTC)
 NOWS = [
     datetime(1970, 1, 1, tzinfo=UTC),
     datetime(2026, 5, 1, 12, tzinfo=UTC),
