@@ -10,7 +10,7 @@ from datetime import datetime
 
 from keyturn import crypto
 from keyturn.domain.model import FreshKey
-from keyturn.domain.spec import Spec
+from keyturn.domain.spec import KidStrategy, Spec
 
 MAX_SERIAL_SKIPS = 1000
 
@@ -65,7 +65,7 @@ def generate(
 
 
 def _kid(spec: Spec, material: crypto.KeyMaterial, serial: int, now: datetime) -> str:
-    if spec.kid_strategy == "Template" and spec.kid_template:
+    if spec.kid_strategy is KidStrategy.TEMPLATE and spec.kid_template:
         return crypto.render_kid_template(
             spec.kid_template, now=now, n=serial, name=spec.name, namespace=spec.namespace
         )

@@ -252,6 +252,9 @@ INVALID: list[Any] = [
     ),
     # rotation
     *_duration_cases,
+    pytest.param({"rotation": {"interval": "3000000d"}}, DURATION, id="interval-7-digits"),
+    pytest.param({"rotation": {"publishAhead": "1000000h"}}, DURATION, id="publishAhead-7-digits"),
+    pytest.param(analysis(interval="1d1234567s"), DURATION, id="analysis-interval-7-digits"),
     pytest.param(
         {"rotation": {"interval": "0d"}}, "rotation.interval must be greater than zero", id="interval-zero"
     ),
@@ -443,6 +446,20 @@ INVALID: list[Any] = [
         "analysis.prometheus.address must be an http:// or https:// URL",
         id="prometheus-address-no-scheme",
     ),
+    *[
+        pytest.param(
+            {"analysis": {"prometheus": {"address": address, "query": "vector(1)"}}},
+            "analysis.prometheus.address must be an http:// or https:// URL without user info, query or "
+            "fragment",
+            id=f"prometheus-address-{name}",
+        )
+        for name, address in [
+            ("userinfo", "http://user:password@prometheus:9090"),
+            ("at-host", "http://prometheus@169.254.169.254"),
+            ("query", "http://prometheus:9090/api?x=1"),
+            ("fragment", "http://prometheus:9090#x"),
+        ]
+    ],
     pytest.param(
         {"analysis": {"prometheus": {"address": "http://prom:9090", "query": "   "}}},
         "analysis.prometheus.query must not be empty",
@@ -612,6 +629,8 @@ VALID: list[Any] = [
     pytest.param(
         {"rotation": {"interval": "1d12h30m15s", "retention": "0s", "gracePeriod": "0s"}}, id="durations"
     ),
+    # Admitted (6 digits per unit), then refused by the operator as longer than 100 years.
+    pytest.param({"rotation": {"interval": "999999d", "publishAhead": "999999h"}}, id="durations-6-digits"),
     pytest.param(
         analysis(successThreshold="1", count=1, failureLimit=0, onNoData="Fail", onFailure="Pause"),
         id="analysis-strict",

@@ -118,7 +118,7 @@ DURATIONS = [
     "spec.analysis.initialDelay",
     "spec.analysis.interval",
 ]
-DURATION_MESSAGE = "must be a duration like 90d, 36h, 1d12h, 15m or 30s"
+DURATION_MESSAGE = "must be a duration like 90d, 36h, 1d12h, 15m or 30s, with at most 6 digits per unit"
 
 # Field -> the default its description must name (applied by the operator, not by the schema).
 OPERATOR_DEFAULTS = {
@@ -433,10 +433,15 @@ def test_duration_field(path: str) -> None:
     assert schema["maxLength"] <= 64
     assert DURATION_MESSAGE in [r["message"] for r in rules(schema)]
     regex = schema["pattern"]
-    for good in ["90d", "36h", "1d12h", "15m", "30s", "0s", "1d2h3m4s", "100d", "2h30s"]:
+    for good in ["90d", "36h", "1d12h", "15m", "30s", "0s", "1d2h3m4s", "100d", "2h30s", "999999d"]:
         assert matches(regex, good), good
     for bad in ["", "90", "90x", "1.5d", "-1h", "1h30d", "1d 2h", "P90D", "90D", "d", "1m1h", "1s1s"]:
         assert not matches(regex, bad), bad
+    # At most 6 digits per unit (the operator then refuses anything over 100 years).
+    for long in ["3000000d", "1d1000000s", "0000001h", "1234567m"]:
+        assert not matches(regex, long), long
+    assert matches(regex, "999999d999999h999999m999999s")
+    assert len("999999d999999h999999m999999s") <= schema["maxLength"]
 
 
 @pytest.mark.parametrize(
@@ -483,8 +488,19 @@ PATTERN_SAMPLES: dict[str, tuple[list[str], list[str]]] = {
         ["", "1.5", "95%", ".95", "-0.1", "2", "1.01"],
     ),
     "spec.analysis.prometheus.address": (
-        ["http://prometheus.monitoring:9090", "https://thanos.example.com/api/prom"],
-        ["prometheus:9090", "ftp://x", "http://", "http:// x"],
+        ["http://prometheus.monitoring:9090", "https://thanos.example.com/api/prom", "http://[::1]:9090/"],
+        [
+            "prometheus:9090",
+            "ftp://x",
+            "http://",
+            "http:// x",
+            "http://user:password@prometheus:9090",
+            "http://prometheus@169.254.169.254",
+            "http://prometheus:9090/?query=up",
+            "http://prometheus:9090/api?x",
+            "http://prometheus:9090#fragment",
+            "http://prometheus:9090/api/v1#x",
+        ],
     ),
     "status.emergency.requestId": (["inc-2026-042", "INC:42", "a.b_c"], ["", "inc 42", "a" * 129, "inc/42"]),
 }

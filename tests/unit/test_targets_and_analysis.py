@@ -9,7 +9,7 @@ import pytest
 
 from keyturn.domain import analysis as gate
 from keyturn.domain.model import AnalysisResult, Ring
-from keyturn.domain.spec import AnalysisSpec, RolloutSpec
+from keyturn.domain.spec import AnalysisSpec, OnFailure, OnNoData, RolloutSpec
 from keyturn.domain.targets import (
     Health,
     Role,
@@ -25,7 +25,7 @@ from planning import spec, step
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 S = timedelta(seconds=1)
-ROLLOUT = RolloutSpec(timeout=timedelta(minutes=10), pause_between=10 * S, on_failure="Rollback")
+ROLLOUT = RolloutSpec(timeout=timedelta(minutes=10), pause_between=10 * S, on_failure=OnFailure.ROLLBACK)
 
 
 def ring() -> Ring:
@@ -134,8 +134,8 @@ ANALYSIS = AnalysisSpec(
     interval=30 * S,
     count=4,
     failure_limit=1,
-    on_no_data="Inconclusive",
-    on_failure="Rollback",
+    on_no_data=OnNoData.INCONCLUSIVE,
+    on_failure=OnFailure.ROLLBACK,
 )
 
 
@@ -170,10 +170,10 @@ def test_no_data_policies() -> None:
     end = NOW + 10 * 60 * S
     data = samples(None, None, 0.99, 0.99)
     assert (
-        gate.assess(dataclasses.replace(ANALYSIS, on_no_data="Pass"), NOW, end, data).verdict
+        gate.assess(dataclasses.replace(ANALYSIS, on_no_data=OnNoData.PASS), NOW, end, data).verdict
         is AnalysisResult.PASSED
     )
     assert (
-        gate.assess(dataclasses.replace(ANALYSIS, on_no_data="Fail"), NOW, end, data).verdict
+        gate.assess(dataclasses.replace(ANALYSIS, on_no_data=OnNoData.FAIL), NOW, end, data).verdict
         is AnalysisResult.FAILED
     )

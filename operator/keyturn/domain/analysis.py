@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from keyturn.domain.model import AnalysisResult
-from keyturn.domain.spec import AnalysisSpec
+from keyturn.domain.spec import AnalysisSpec, OnNoData
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def assess(
         if value is None or math.isnan(value):
             no_data += 1
             points.append(Point(at, None, "NoData"))
-            if spec.on_no_data == "Fail":
+            if spec.on_no_data == OnNoData.FAIL:
                 failures += 1
             continue
         passed = value >= spec.success_threshold
@@ -84,7 +84,7 @@ def assess(
         return Assessment(
             None, tuple(points), tuple(due), pending[0] if pending else None, f"measuring: {below}"
         )
-    if no_data and spec.on_no_data == "Inconclusive":
+    if no_data and spec.on_no_data == OnNoData.INCONCLUSIVE:
         return Assessment(
             AnalysisResult.INCONCLUSIVE,
             tuple(points),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from keyturn.domain.model import Key, Ring
-from keyturn.domain.spec import SecretItem
+from keyturn.domain.spec import ItemFormat, SecretItem, Slot
 
 MATERIAL_PREFIX = "key."
 
@@ -22,12 +22,12 @@ def kid_of_material_item(item: str) -> str | None:
     return stem if suffix in ("pem", "secret") and stem else None
 
 
-def slot_key(ring: Ring, slot: str) -> Key | None:
-    if slot == "current":
+def slot_key(ring: Ring, slot: Slot) -> Key | None:
+    if slot == Slot.CURRENT:
         return ring.current
-    if slot == "next":
+    if slot == Slot.NEXT:
         return ring.next
-    if slot == "previous":
+    if slot == Slot.PREVIOUS:
         return ring.previous
     raise ValueError(f"unknown slot {slot!r}")
 
@@ -44,7 +44,7 @@ def placements(ring: Ring, items: tuple[SecretItem, ...]) -> list[Placement]:
     """Items whose slot is empty are left out, so consumers never read a stale key."""
     out = []
     for item in items:
-        if item.format == "jwks":
+        if item.format == ItemFormat.JWKS:
             out.append(Placement(item, ring.verifying()))
             continue
         key = slot_key(ring, item.slot)

@@ -52,7 +52,7 @@ from keyturn.domain.model import (
 from keyturn.domain.reasons import Reason
 from keyturn.domain.requests import Emergency, Requests
 from keyturn.domain.schedule import align_to_window, due_after, in_window
-from keyturn.domain.spec import Spec
+from keyturn.domain.spec import OnFailure, Spec
 
 __all__ = ["Emergency", "Move", "Notice", "Observations", "Plan", "PlanMode", "Requests", "plan"]
 
@@ -473,7 +473,7 @@ class _Planner:
             and current.analysis_result is None
         )
         has_previous = any(k.state is KeyState.PREVIOUS for k in self.keys)
-        rollback = self.spec.rollout.on_failure == "Rollback"
+        rollback = self.spec.rollout.on_failure is OnFailure.ROLLBACK
         if rollback and undoable and has_previous:
             self._rollback(Trigger.ROLLOUT, failure)
         elif rollback and undoable:
@@ -519,7 +519,7 @@ class _Planner:
         )
         if verdict is AnalysisResult.PASSED:
             self._notice(Reason.ANALYSIS_PASSED, message, [current.kid])
-        elif verdict is AnalysisResult.FAILED and analysis.on_failure == "Rollback":
+        elif verdict is AnalysisResult.FAILED and analysis.on_failure is OnFailure.ROLLBACK:
             self._notice(Reason.ANALYSIS_FAILED, message, [current.kid], warning=True)
             self._rollback(Trigger.ANALYSIS, message)
         else:

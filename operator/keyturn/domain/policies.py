@@ -18,7 +18,7 @@ from keyturn.domain.jwks import kids_of as jwks_kids
 from keyturn.domain.layout import material_item
 from keyturn.domain.model import Ring
 from keyturn.domain.reasons import RECHECK, Reason, Scope, Violation
-from keyturn.domain.spec import HMAC_ALGORITHMS, Spec
+from keyturn.domain.spec import HMAC_ALGORITHMS, KidStrategy, Spec
 
 __all__ = ["CHECKS", "Reason", "Scope", "Verdict", "Violation", "evaluate", "recheck_after", "timing_rules"]
 
@@ -135,7 +135,7 @@ def timings(inputs: Inputs) -> Iterator[Violation]:
 
 def kid_template_numbered(inputs: Inputs) -> Iterator[Violation]:
     spec = inputs.spec
-    template = spec.kid_template if spec is not None and spec.kid_strategy == "Template" else None
+    template = spec.kid_template if spec is not None and spec.kid_strategy is KidStrategy.TEMPLATE else None
     if template and "{n}" not in template:
         yield Violation.of(
             Reason.INVALID_SPEC,

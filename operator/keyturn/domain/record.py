@@ -1,10 +1,16 @@
-"""The Ring as JSON, for the Secret annotation that makes the Secret the source of truth."""
+"""The Ring as JSON, for the Secret annotation that makes the Secret the source of truth.
+
+loads is total: any text gives a Ring or a RecordError naming the field at fault, because the
+annotation can be edited by anyone who can edit the Secret. Times are bounded to EARLIEST..LATEST,
+so a record time plus any span a spec can hold (at most 100 years) stays a valid datetime.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+import re
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from keyturn.domain.model import (
@@ -20,9 +26,15 @@ from keyturn.domain.model import (
     Ring,
     Trigger,
 )
+from keyturn.domain.spec import ALGORITHMS
 
 FORMAT_VERSION = 1
-E = TypeVar("E")
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+MAX_SERIAL = 2**53  # what a JSON number holds exactly everywhere
+# Kids become Secret data keys (key.<kid>.pem): the shape keygen and the CRD allow.
+_KID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+E = TypeVar("E", bound=StrEnum)
 
 
 class RecordError(ValueError):
@@ -34,22 +46,27 @@ def timestamp(value: datetime) -> str:
     return value.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def parse_timestamp(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+def parse_timestamp(text: object) -> datetime:
+    """An RFC 3339 time with an offset, between EARLIEST and LATEST; else RecordError."""
+    if not isinstance(text, str):
+        raise RecordError(f"a time must be a string, not {_kind(text)}")
+    if len(text) > 40:
+        raise RecordError("a time must be an RFC 3339 timestamp such as 2026-01-01T00:00:00Z")
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = None if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise RecordError(f"{text!r} is not an RFC 3339 timestamp such as 2026-01-01T00:00:00Z") from None
+    if moment is None:
+        raise RecordError(f"time {text!r} has no UTC offset")
+    if not EARLIEST <= moment < LATEST:
+        raise RecordError(f"time {text!r} is outside {EARLIEST.year}..{LATEST.year - 1}")
+    return moment
 
 
+# ------------------------------------------------------------------------------------------ writing
 def _ts(value: datetime | None) -> str | None:
     return None if value is None else timestamp(value)
-
-
-def _opt_ts(raw: Mapping[str, Any], name: str) -> datetime | None:
-    value = raw.get(name)
-    return None if value is None else parse_timestamp(str(value))
-
-
-def _opt_enum(kind: Callable[[str], E], raw: Mapping[str, Any], name: str) -> E | None:
-    value = raw.get(name)
-    return None if value is None else kind(str(value))
 
 
 def key_to_dict(key: Key) -> dict[str, Any]:
@@ -76,30 +93,6 @@ def key_to_dict(key: Key) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v is not None}
 
 
-def key_from_dict(raw: Mapping[str, Any]) -> Key:
-    jwk = raw.get("publicJwk")
-    return Key(
-        kid=str(raw["kid"]),
-        state=KeyState(str(raw["state"])),
-        algorithm=str(raw["algorithm"]),
-        serial=int(raw.get("serial", 0)),
-        created_at=parse_timestamp(str(raw["createdAt"])),
-        published_at=_opt_ts(raw, "publishedAt"),
-        activated_at=_opt_ts(raw, "activatedAt"),
-        demoted_at=_opt_ts(raw, "demotedAt"),
-        remove_from_jwks_at=_opt_ts(raw, "removeFromJwksAt"),
-        purge_at=_opt_ts(raw, "purgeAt"),
-        revoked_at=_opt_ts(raw, "revokedAt"),
-        reason=raw.get("reason"),
-        activation=_opt_enum(Operation, raw, "activation"),
-        activated_by=_opt_enum(Trigger, raw, "activatedBy"),
-        signers_ready_at=_opt_ts(raw, "signersReadyAt"),
-        analysis_result=_opt_enum(AnalysisResult, raw, "analysisResult"),
-        fingerprint=str(raw.get("fingerprint", "")),
-        public_jwk={str(k): str(v) for k, v in jwk.items()} if isinstance(jwk, Mapping) else None,
-    )
-
-
 def history_to_dict(entry: HistoryEntry) -> dict[str, Any]:
     return {
         "at": timestamp(entry.at),
@@ -111,17 +104,6 @@ def history_to_dict(entry: HistoryEntry) -> dict[str, Any]:
     }
 
 
-def _history_from_dict(raw: Mapping[str, Any]) -> HistoryEntry:
-    return HistoryEntry(
-        at=parse_timestamp(str(raw["at"])),
-        operation=Operation(str(raw["operation"])),
-        kids=tuple(str(k) for k in raw.get("kids", ())),
-        trigger=Trigger(str(raw["trigger"])),
-        reason=str(raw.get("reason", "")),
-        result=HistoryResult(str(raw.get("result", ""))),
-    )
-
-
 def ack_to_dict(ack: EmergencyAck) -> dict[str, Any]:
     out = {
         "requestId": ack.request_id,
@@ -131,16 +113,6 @@ def ack_to_dict(ack: EmergencyAck) -> dict[str, Any]:
         "message": ack.message,
     }
     return {k: v for k, v in out.items() if v is not None}
-
-
-def _ack_from_dict(raw: Mapping[str, Any]) -> EmergencyAck:
-    return EmergencyAck(
-        request_id=str(raw["requestId"]),
-        handled_at=parse_timestamp(str(raw["handledAt"])),
-        result=AckResult(str(raw["result"])),
-        new_kid=raw.get("newKid"),
-        message=str(raw.get("message", "")),
-    )
 
 
 def dumps(ring: Ring) -> str:
@@ -164,26 +136,204 @@ def dumps(ring: Ring) -> str:
     return json.dumps(document, sort_keys=True, separators=(",", ":"))
 
 
-def loads(text: str) -> Ring:
+# ------------------------------------------------------------------------------------------ reading
+def _kind(value: object) -> str:
+    """What a JSON value is, for messages (never the value: it may be huge)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+class _Fields:
+    """One JSON object of the record, read with the field's path in every error."""
+
+    def __init__(self, value: object, path: str) -> None:
+        if not isinstance(value, dict):
+            raise RecordError(f"{path or 'the record'}: must be an object, not {_kind(value)}")
+        self.raw: dict[str, object] = value
+        self.path = path
+
+    def at(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def _get(self, name: str, required: bool) -> object:
+        value = self.raw.get(name)
+        if value is None and required:
+            raise RecordError(f"{self.at(name)}: is missing")
+        return value
+
+    def string(self, name: str, *, required: bool = False) -> str | None:
+        value = self._get(name, required)
+        if value is not None and not isinstance(value, str):
+            raise RecordError(f"{self.at(name)}: must be a string, not {_kind(value)}")
+        return value
+
+    def required_string(self, name: str) -> str:
+        value = self.string(name, required=True)
+        assert value is not None  # _get raised otherwise
+        return value
+
+    def text(self, name: str) -> str:
+        """A string that defaults to ""."""
+        return self.string(name) or ""
+
+    def kid(self, name: str) -> str:
+        value = self.required_string(name)
+        if not _KID.fullmatch(value):
+            raise RecordError(f"{self.at(name)}: is not a kid ([A-Za-z0-9._-]{{1,128}})")
+        return value
+
+    def serial(self, name: str) -> int:
+        value = self._get(name, False)
+        if value is None:
+            return 0
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SERIAL:
+            raise RecordError(f"{self.at(name)}: must be an integer from 0 to {MAX_SERIAL}")
+        return value
+
+    def time(self, name: str, *, required: bool = False) -> datetime | None:
+        value = self._get(name, required)
+        if value is None:
+            return None
+        try:
+            return parse_timestamp(value)
+        except RecordError as exc:
+            raise RecordError(f"{self.at(name)}: {exc}") from None
+
+    def required_time(self, name: str) -> datetime:
+        moment = self.time(name, required=True)
+        assert moment is not None
+        return moment
+
+    def choice(self, name: str, kind: type[E], *, required: bool = False) -> E | None:
+        value = self.string(name, required=required)
+        if value is None:
+            return None
+        try:
+            return kind(value)
+        except ValueError:
+            raise RecordError(f"{self.at(name)}: {value[:32]!r} is not one of {', '.join(kind)}") from None
+
+    def required_choice(self, name: str, kind: type[E]) -> E:
+        value = self.choice(name, kind, required=True)
+        assert value is not None
+        return value
+
+    def items(self, name: str) -> list[object]:
+        value = self._get(name, False)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise RecordError(f"{self.at(name)}: must be a list, not {_kind(value)}")
+        return value
+
+    def objects(self, name: str) -> list[_Fields]:
+        return [_Fields(v, f"{self.at(name)}[{i}]") for i, v in enumerate(self.items(name))]
+
+    def strings(self, name: str) -> tuple[str, ...]:
+        values = self.items(name)
+        for i, value in enumerate(values):
+            if not isinstance(value, str):
+                raise RecordError(f"{self.at(name)}[{i}]: must be a string, not {_kind(value)}")
+        return tuple(str(v) for v in values)
+
+    def jwk(self, name: str) -> dict[str, str] | None:
+        value = self._get(name, False)
+        if value is None:
+            return None
+        jwk = _Fields(value, self.at(name))
+        return {k: jwk.text(k) for k in jwk.raw}
+
+
+def _key(raw: _Fields) -> Key:
+    algorithm = raw.required_string("algorithm")
+    if algorithm not in ALGORITHMS:
+        raise RecordError(f"{raw.at('algorithm')}: {str(algorithm)[:16]!r} is not an algorithm Keyturn knows")
+    return Key(
+        kid=raw.kid("kid"),
+        state=raw.required_choice("state", KeyState),
+        algorithm=algorithm,
+        serial=raw.serial("serial"),
+        created_at=raw.required_time("createdAt"),
+        published_at=raw.time("publishedAt"),
+        activated_at=raw.time("activatedAt"),
+        demoted_at=raw.time("demotedAt"),
+        remove_from_jwks_at=raw.time("removeFromJwksAt"),
+        purge_at=raw.time("purgeAt"),
+        revoked_at=raw.time("revokedAt"),
+        reason=raw.string("reason"),
+        activation=raw.choice("activation", Operation),
+        activated_by=raw.choice("activatedBy", Trigger),
+        signers_ready_at=raw.time("signersReadyAt"),
+        analysis_result=raw.choice("analysisResult", AnalysisResult),
+        fingerprint=raw.text("fingerprint"),
+        public_jwk=raw.jwk("publicJwk"),
+    )
+
+
+def _history(raw: _Fields) -> HistoryEntry:
+    return HistoryEntry(
+        at=raw.required_time("at"),
+        operation=raw.required_choice("operation", Operation),
+        kids=raw.strings("kids"),
+        trigger=raw.required_choice("trigger", Trigger),
+        reason=raw.text("reason"),
+        result=raw.required_choice("result", HistoryResult),
+    )
+
+
+def _ack(raw: _Fields) -> EmergencyAck:
+    return EmergencyAck(
+        request_id=raw.required_string("requestId"),
+        handled_at=raw.required_time("handledAt"),
+        result=raw.required_choice("result", AckResult),
+        new_kid=raw.string("newKid"),
+        message=raw.text("message"),
+    )
+
+
+def loads(text: object) -> Ring:
+    """Read a record; anything but a record this version wrote is a RecordError naming the field."""
+    if not isinstance(text, str):
+        raise RecordError(f"the key record must be text, not {_kind(text)}")
     try:
         raw = json.loads(text)
-        if not isinstance(raw, dict) or int(raw.get("version", 0)) != FORMAT_VERSION:
-            raise RecordError(
-                f"unsupported record version {raw.get('version') if isinstance(raw, dict) else '?'}"
-            )
-        handled = raw.get("handled") or {}
-        return Ring(
-            keys=tuple(key_from_dict(k) for k in raw.get("keys", ())),
-            serial=int(raw.get("serial", 0)),
-            revoked_kids=tuple(str(k) for k in raw.get("revokedKids", ())),
-            handled=Handled(
-                rotate=handled.get("rotate"),
-                rollback=handled.get("rollback"),
-                emergencies=tuple(_ack_from_dict(a) for a in handled.get("emergencies", ())),
-            ),
-            history=tuple(_history_from_dict(h) for h in raw.get("history", ())),
-        )
-    except RecordError:
-        raise
-    except (ValueError, KeyError, TypeError) as exc:
-        raise RecordError(f"the key record is unreadable: {exc}") from exc
+    except (ValueError, RecursionError) as exc:
+        detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:120]
+        raise RecordError(f"the key record is not JSON: {detail}") from None
+    if not isinstance(raw, dict):
+        raise RecordError(f"the key record must be a JSON object, not {_kind(raw)}")
+    version = raw.get("version")
+    if isinstance(version, bool) or version != FORMAT_VERSION:
+        small = isinstance(version, int) and not isinstance(version, bool) and abs(version) < 10**9
+        shown = version if small else _kind(version)
+        raise RecordError(f"unsupported record version {shown} (this Keyturn reads {FORMAT_VERSION})")
+    fields = _Fields(raw, "")
+    keys = tuple(_key(k) for k in fields.objects("keys"))
+    seen: set[str] = set()
+    for key in keys:
+        if key.kid in seen:
+            raise RecordError(f"keys: kid {key.kid} appears more than once")
+        seen.add(key.kid)
+    handled = _Fields({} if raw.get("handled") is None else raw["handled"], "handled")
+    return Ring(
+        keys=keys,
+        serial=fields.serial("serial"),
+        revoked_kids=fields.strings("revokedKids"),
+        handled=Handled(
+            rotate=handled.string("rotate"),
+            rollback=handled.string("rollback"),
+            emergencies=tuple(_ack(a) for a in handled.objects("emergencies")),
+        ),
+        history=tuple(_history(h) for h in fields.objects("history")),
+    )

@@ -1,26 +1,47 @@
-"""When a key is due to activate: interval or cron, publishAhead, and the maintenance window."""
+"""When a key is due to activate: interval or cron, publishAhead, and the maintenance window.
+
+Every function here is total: whatever times it is given, it answers with a time, never an
+OverflowError. Times that would fall beyond datetime.max are clamped to END_OF_TIME ("never").
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 
-from croniter import croniter
-
+from keyturn.domain.cron import CRON_HORIZON, next_tick
 from keyturn.domain.spec import Rotation, Window
 
+END_OF_TIME = datetime.max.replace(tzinfo=UTC)
 
-def cron_is_valid(expression: str) -> bool:
-    return bool(croniter.is_valid(expression)) and len(expression.split()) == 5
+
+def later(moment: datetime, span: timedelta) -> datetime:
+    """moment + span, or END_OF_TIME when that is past datetime.max."""
+    try:
+        return moment + span
+    except OverflowError:
+        return END_OF_TIME
 
 
 def due_after(rotation: Rotation, activated_at: datetime) -> datetime:
-    """The time the current key has signed long enough: activation + interval, or the next cron tick."""
+    """The time the current key has signed long enough: activation + interval, or the next cron tick.
+
+    A schedule without a tick in sight (parse_spec refuses those; a time near the end of the
+    calendar can still meet one) is due CRON_HORIZON after the activation: the key still rotates.
+    """
     if rotation.schedule is None:
         assert rotation.interval is not None  # parse_spec guarantees one of the two
-        return activated_at + rotation.interval
-    local = activated_at.astimezone(rotation.time_zone)
-    tick: datetime = croniter(rotation.schedule, local).get_next(datetime)
-    return tick.astimezone(UTC)
+        return later(activated_at, rotation.interval)
+    try:
+        local = activated_at.astimezone(rotation.time_zone)
+    except (OverflowError, ValueError):
+        return later(activated_at, CRON_HORIZON)
+    tick = next_tick(rotation.schedule, local)
+    if tick is None:
+        return later(activated_at, CRON_HORIZON)
+    try:
+        return tick.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return END_OF_TIME
 
 
 def in_window(window: Window | None, zone_time: datetime) -> bool:
@@ -36,15 +57,20 @@ def in_window(window: Window | None, zone_time: datetime) -> bool:
 def align_to_window(rotation: Rotation, moment: datetime) -> datetime:
     """The first instant at or after `moment` inside the window (the moment itself without one)."""
     window = rotation.window
-    local = moment.astimezone(rotation.time_zone)
-    if window is None or in_window(window, local):
+    if window is None:
         return moment
-    start = datetime.combine(local.date(), time(*window.start), tzinfo=rotation.time_zone)
-    if start <= local:
-        start = datetime.combine(
-            local.date() + timedelta(days=1), time(*window.start), tzinfo=rotation.time_zone
-        )
-    return start.astimezone(UTC)
+    try:
+        local = moment.astimezone(rotation.time_zone)
+        if in_window(window, local):
+            return moment
+        start = datetime.combine(local.date(), time(*window.start), tzinfo=rotation.time_zone)
+        if start <= local:
+            start = datetime.combine(
+                local.date() + timedelta(days=1), time(*window.start), tzinfo=rotation.time_zone
+            )
+        return start.astimezone(UTC)
+    except (OverflowError, ValueError):  # the next opening is past the end of the calendar
+        return END_OF_TIME
 
 
 def earliest(*moments: datetime | None) -> datetime | None:

@@ -1,32 +1,85 @@
-"""The JwtKeySet spec as typed values, with every default applied in this one place."""
+"""The JwtKeySet spec as typed values, with every default applied in this one place.
+
+parse_spec is total: it takes any JSON value and either returns a Spec or raises SpecError with
+a message that starts with the path of the field at fault. The CRD refuses most bad input at
+admission; whatever gets past it (an older CRD, a bypassed schema, a rule CEL cannot express)
+stops here, so nothing downstream meets a value it cannot compute with.
+"""
 
 from __future__ import annotations
 
+import functools
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from enum import StrEnum
+from typing import TypeVar
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from keyturn.domain.durations import parse_duration
+from keyturn.domain.cron import cron_problem
+from keyturn.domain.durations import MAX_DURATION, format_duration, parse_duration
 
 RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
 EC_ALGORITHMS = frozenset({"ES256", "ES384", "ES512"})
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 ALGORITHMS = RSA_ALGORITHMS | EC_ALGORITHMS | HMAC_ALGORITHMS | {"EdDSA"}
 HMAC_MIN_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
+HMAC_MAX_BYTES = 1024
 RSA_SIZES = (2048, 3072, 4096)
+MAX_ANALYSIS_COUNT = 100
+MAX_SCHEDULE_LENGTH = 128
 
 
 class SpecError(ValueError):
     """The spec cannot be acted on; the message says which field and how to fix it."""
 
 
+class KidStrategy(StrEnum):
+    THUMBPRINT = "Thumbprint"
+    TEMPLATE = "Template"
+
+
+class DeletionPolicy(StrEnum):
+    RETAIN = "Retain"
+    DELETE = "Delete"
+
+
+class OnFailure(StrEnum):
+    """rollout.onFailure and analysis.onFailure."""
+
+    ROLLBACK = "Rollback"
+    PAUSE = "Pause"
+
+
+class OnNoData(StrEnum):
+    PASS = "Pass"  # noqa: S105 - a verdict, not a password
+    FAIL = "Fail"
+    INCONCLUSIVE = "Inconclusive"
+
+
+class Slot(StrEnum):
+    CURRENT = "current"
+    PREVIOUS = "previous"
+    NEXT = "next"
+
+
+class ItemFormat(StrEnum):
+    PEM = "pem"
+    PUBLIC_PEM = "public-pem"
+    JWK = "jwk"
+    RAW = "raw"
+    KID = "kid"
+    JWKS = "jwks"
+
+
 @dataclass(frozen=True)
 class SecretItem:
     key: str
-    format: str
-    slot: str = "current"
+    format: ItemFormat
+    slot: Slot = Slot.CURRENT
 
 
 @dataclass(frozen=True)
@@ -61,7 +114,7 @@ class PassphraseRef:
 @dataclass(frozen=True)
 class SecretSpec:
     name: str
-    deletion_policy: str
+    deletion_policy: DeletionPolicy
     items: tuple[SecretItem, ...]
     passphrase: PassphraseRef | None
 
@@ -70,7 +123,7 @@ class SecretSpec:
 class RolloutSpec:
     timeout: timedelta = timedelta(minutes=10)
     pause_between: timedelta = timedelta(seconds=10)
-    on_failure: str = "Rollback"
+    on_failure: OnFailure = OnFailure.ROLLBACK
 
 
 @dataclass(frozen=True)
@@ -82,11 +135,12 @@ class AnalysisSpec:
     interval: timedelta
     count: int
     failure_limit: int
-    on_no_data: str
-    on_failure: str
+    on_no_data: OnNoData
+    on_failure: OnFailure
 
     @property
     def window(self) -> timedelta:
+        """At most MAX_DURATION: parse_spec refuses longer analyses."""
         return self.initial_delay + self.interval * self.count
 
 
@@ -103,7 +157,7 @@ class Spec:
     algorithm: str
     key_size: int | None
     secret_length: int | None
-    kid_strategy: str
+    kid_strategy: KidStrategy
     kid_template: str | None
     rotation: Rotation
     tokens: Tokens
@@ -125,61 +179,184 @@ def default_items(algorithm: str) -> tuple[SecretItem, ...]:
     if algorithm in HMAC_ALGORITHMS:
         # HMAC verifiers hold every accepted secret themselves, so each one comes with its kid.
         return (
-            SecretItem("JWT_SECRET", "raw", "current"),
-            SecretItem("JWT_KID", "kid", "current"),
-            SecretItem("JWT_SECRET_PREVIOUS", "raw", "previous"),
-            SecretItem("JWT_KID_PREVIOUS", "kid", "previous"),
-            SecretItem("JWT_SECRET_NEXT", "raw", "next"),
-            SecretItem("JWT_KID_NEXT", "kid", "next"),
+            SecretItem("JWT_SECRET", ItemFormat.RAW, Slot.CURRENT),
+            SecretItem("JWT_KID", ItemFormat.KID, Slot.CURRENT),
+            SecretItem("JWT_SECRET_PREVIOUS", ItemFormat.RAW, Slot.PREVIOUS),
+            SecretItem("JWT_KID_PREVIOUS", ItemFormat.KID, Slot.PREVIOUS),
+            SecretItem("JWT_SECRET_NEXT", ItemFormat.RAW, Slot.NEXT),
+            SecretItem("JWT_KID_NEXT", ItemFormat.KID, Slot.NEXT),
         )
     return (
-        SecretItem("JWT_PRIVATE_KEY", "pem", "current"),
-        SecretItem("JWT_PUBLIC_KEY", "public-pem", "current"),
-        SecretItem("JWT_KID", "kid", "current"),
+        SecretItem("JWT_PRIVATE_KEY", ItemFormat.PEM, Slot.CURRENT),
+        SecretItem("JWT_PUBLIC_KEY", ItemFormat.PUBLIC_PEM, Slot.CURRENT),
+        SecretItem("JWT_KID", ItemFormat.KID, Slot.CURRENT),
     )
 
 
-def parse_spec(name: str, namespace: str, raw: Mapping[str, Any]) -> Spec:
-    """Type the spec. The CRD already rejects most bad input; this catches what it cannot."""
-    algorithm = str(raw.get("algorithm") or "RS256")
+# ------------------------------------------------------------------------------------ reading JSON
+E = TypeVar("E", bound=StrEnum)
+_CLOCK = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
+
+
+def _kind(value: object) -> str:
+    """What a JSON value is, for messages (never the value itself: it may be huge or private)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
+
+
+def _quote(text: str) -> str:
+    return repr(text) if len(text) <= 64 else f"{text[:64]!r}… ({len(text)} characters)"
+
+
+def _integer(value: int) -> str:
+    """str() of an int of thousands of digits raises ValueError; a message needs no such number."""
+    return str(value) if abs(value) < 10**18 else f"an integer of {value.bit_length()} bits"
+
+
+@dataclass(frozen=True)
+class _Object:
+    """A JSON object at a path of the spec, read field by field with the field's path in errors."""
+
+    path: str
+    raw: Mapping[object, object]
+
+    @classmethod
+    def of(cls, value: object, path: str) -> _Object:
+        if value is None:
+            return cls(path, {})
+        if not isinstance(value, Mapping):
+            raise SpecError(f"{path}: must be an object, not {_kind(value)}")
+        return cls(path, value)
+
+    def at(self, name: str) -> str:
+        return f"{self.path}.{name}"
+
+    def has(self, name: str) -> bool:
+        return self.raw.get(name) not in (None, "")
+
+    def obj(self, name: str) -> _Object:
+        return _Object.of(self.raw.get(name), self.at(name))
+
+    def objects(self, name: str) -> list[_Object]:
+        """A list of objects; null (or absent) is an empty list."""
+        value = self.raw.get(name)
+        if value is None:
+            return []
+        if not isinstance(value, list | tuple):
+            raise SpecError(f"{self.at(name)}: must be a list, not {_kind(value)}")
+        return [_Object.of_item(item, f"{self.at(name)}[{i}]") for i, item in enumerate(value)]
+
+    @staticmethod
+    def of_item(value: object, path: str) -> _Object:
+        if not isinstance(value, Mapping):
+            raise SpecError(f"{path}: must be an object, not {_kind(value)}")
+        return _Object(path, value)
+
+    def string(self, name: str) -> str | None:
+        """A string; null, absent and "" are all "not set"."""
+        value = self.raw.get(name)
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise SpecError(f"{self.at(name)}: must be a string, not {_kind(value)}")
+        return value
+
+    def required(self, name: str) -> str:
+        value = self.string(name)
+        if value is None:
+            raise SpecError(f"{self.at(name)}: is required")
+        return value
+
+    def integer(self, name: str) -> int | None:
+        value = self.raw.get(name)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SpecError(f"{self.at(name)}: must be an integer, not {_kind(value)}")
+        return value
+
+    def boolean(self, name: str) -> bool:
+        value = self.raw.get(name)
+        if value is None:
+            return False
+        if not isinstance(value, bool):
+            raise SpecError(f"{self.at(name)}: must be true or false, not {_kind(value)}")
+        return value
+
+    def choice(self, name: str, kind: type[E], default: E | None = None) -> E:
+        """One of the enum's values; without a default, the field is required."""
+        text = self.string(name)
+        if text is None:
+            if default is None:
+                raise SpecError(f"{self.at(name)}: is required")
+            return default
+        try:
+            return kind(text)
+        except ValueError:
+            raise SpecError(f"{self.at(name)}: {_quote(text)} is not one of {', '.join(kind)}") from None
+
+    def duration(self, name: str, default: str | None, *, positive: bool = False) -> timedelta | None:
+        text = self.string(name) or default
+        if text is None:
+            return None
+        try:
+            parsed = parse_duration(text)
+        except ValueError as exc:
+            raise SpecError(f"{self.at(name)}: {exc}") from None
+        if positive and parsed <= timedelta(0):
+            raise SpecError(f"{self.at(name)}: must be longer than 0s")
+        return parsed
+
+    def span(self, name: str, default: str, *, positive: bool = False) -> timedelta:
+        parsed = self.duration(name, default, positive=positive)
+        assert parsed is not None  # a default was given
+        return parsed
+
+
+# ------------------------------------------------------------------------------------ the spec
+def parse_spec(name: str, namespace: str, raw: object) -> Spec:
+    """Type the spec, or raise SpecError naming the field. Any JSON value is a valid argument."""
+    spec = _Object.of(raw, "spec")
+    algorithm = spec.string("algorithm") or "RS256"
     if algorithm not in ALGORITHMS:
-        raise SpecError(f"spec.algorithm {algorithm!r} is not one of {', '.join(sorted(ALGORITHMS))}")
-    key_size = _opt_int(raw.get("keySize"))
+        raise SpecError(f"spec.algorithm: {_quote(algorithm)} is not one of {', '.join(sorted(ALGORITHMS))}")
+    key_size = spec.integer("keySize")
     if algorithm in RSA_ALGORITHMS:
-        key_size = key_size or 2048
+        key_size = 2048 if key_size is None else key_size
         if key_size not in RSA_SIZES:
-            raise SpecError(f"spec.keySize {key_size} is not one of 2048, 3072, 4096")
+            raise SpecError(f"spec.keySize: {_integer(key_size)} is not one of 2048, 3072, 4096")
     elif key_size is not None:
-        raise SpecError("spec.keySize applies only to RSA algorithms (RS*/PS*)")
-    secret_length = _opt_int(raw.get("secretLength"))
+        raise SpecError("spec.keySize: applies only to RSA algorithms (RS*/PS*)")
+    secret_length = spec.integer("secretLength")
     if algorithm in HMAC_ALGORITHMS:
         minimum = HMAC_MIN_BYTES[algorithm]
-        secret_length = secret_length or minimum
-        if secret_length < minimum:
-            raise SpecError(f"spec.secretLength must be at least {minimum} bytes for {algorithm}")
+        secret_length = minimum if secret_length is None else secret_length
+        if not minimum <= secret_length <= HMAC_MAX_BYTES:
+            raise SpecError(
+                f"spec.secretLength: must be at least {minimum} bytes for {algorithm}, "
+                f"and at most {HMAC_MAX_BYTES}"
+            )
     elif secret_length is not None:
-        raise SpecError("spec.secretLength applies only to HMAC algorithms (HS*)")
+        raise SpecError("spec.secretLength: applies only to HMAC algorithms (HS*)")
 
-    kid = raw.get("kid") or {}
-    strategy = str(kid.get("strategy") or "Thumbprint")
-    template = kid.get("template")
-    if strategy == "Template" and not template:
-        raise SpecError("spec.kid.template is required when spec.kid.strategy is Template")
+    kid = spec.obj("kid")
+    strategy = kid.choice("strategy", KidStrategy, KidStrategy.THUMBPRINT)
+    template = kid.string("template")
+    if strategy is KidStrategy.TEMPLATE and template is None:
+        raise SpecError("spec.kid.template: is required when spec.kid.strategy is Template")
 
-    secret_raw = raw.get("secret") or {}
-    items = tuple(
-        SecretItem(str(i["key"]), str(i["format"]), str(i.get("slot") or "current"))
-        for i in secret_raw.get("items") or ()
-    ) or default_items(algorithm)
-    encryption = (secret_raw.get("encryption") or {}).get("passphraseSecretRef")
-    passphrase = PassphraseRef(str(encryption["name"]), str(encryption["key"])) if encryption else None
-    secret = SecretSpec(
-        name=str(secret_raw.get("name") or name),
-        deletion_policy=str(secret_raw.get("deletionPolicy") or "Retain"),
-        items=items,
-        passphrase=passphrase,
-    )
-    jwks = raw.get("jwks") or {}
+    jwks = spec.obj("jwks")
     return Spec(
         name=name,
         namespace=namespace,
@@ -187,107 +364,196 @@ def parse_spec(name: str, namespace: str, raw: Mapping[str, Any]) -> Spec:
         key_size=key_size,
         secret_length=secret_length,
         kid_strategy=strategy,
-        kid_template=str(template) if template else None,
-        rotation=_rotation(raw.get("rotation") or {}),
-        tokens=_tokens(raw.get("tokens") or {}),
-        secret=secret,
-        jwks_config_map=str(jwks.get("configMapName") or f"{name}-jwks"),
-        jwks_key=str(jwks.get("key") or "jwks.json"),
-        rollout=_rollout(raw.get("rollout") or {}),
-        analysis=_analysis(raw.get("analysis")),
+        kid_template=template,
+        rotation=_rotation(spec.obj("rotation")),
+        tokens=_tokens(spec.obj("tokens")),
+        secret=_secret(spec.obj("secret"), name, algorithm),
+        jwks_config_map=jwks.string("configMapName") or f"{name}-jwks",
+        jwks_key=jwks.string("key") or "jwks.json",
+        rollout=_rollout(spec.obj("rollout")),
+        analysis=_analysis(spec.obj("analysis")),
         revoked=tuple(
-            Revocation(str(r["kid"]), str(r.get("reason") or "unspecified"))
-            for r in raw.get("revokedKids") or ()
+            Revocation(r.required("kid"), r.string("reason") or "unspecified")
+            for r in spec.objects("revokedKids")
         ),
-        suspend=bool(raw.get("suspend", False)),
+        suspend=spec.boolean("suspend"),
     )
 
 
-def _rotation(raw: Mapping[str, Any]) -> Rotation:
-    schedule = raw.get("schedule") or None
-    interval = raw.get("interval")
-    if schedule and interval:
-        raise SpecError("set either spec.rotation.interval or spec.rotation.schedule, not both")
-    zone_name = str(raw.get("timeZone") or "UTC")
-    try:
-        zone = ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise SpecError(f"spec.rotation.timeZone {zone_name!r} is not a known IANA time zone") from exc
-    window = raw.get("window")
+def _rotation(raw: _Object) -> Rotation:
+    schedule = raw.string("schedule")
+    if schedule is not None and raw.has("interval"):
+        raise SpecError(
+            "spec.rotation: set either spec.rotation.interval or spec.rotation.schedule, not both"
+        )
+    if schedule is not None:
+        if len(schedule) > MAX_SCHEDULE_LENGTH:
+            raise SpecError(f"spec.rotation.schedule: longer than {MAX_SCHEDULE_LENGTH} characters")
+        problem = cron_problem(schedule)
+        if problem is not None:
+            raise SpecError(f"spec.rotation.schedule: {_quote(schedule)} {problem}")
     return Rotation(
-        interval=None if schedule else _duration(interval or "90d", "rotation.interval", positive=True),
-        schedule=str(schedule) if schedule else None,
-        time_zone=zone,
-        window=Window(_clock(window["start"]), _clock(window["end"])) if window else None,
-        publish_ahead=_duration(raw.get("publishAhead") or "1h", "rotation.publishAhead"),
-        grace_period=_duration(raw.get("gracePeriod") or "30d", "rotation.gracePeriod"),
-        retention=_duration(raw.get("retention") or "180d", "rotation.retention"),
+        interval=None if schedule else raw.span("interval", "90d", positive=True),
+        schedule=schedule,
+        time_zone=_zone(raw.string("timeZone") or "UTC"),
+        window=_window(raw),
+        publish_ahead=raw.span("publishAhead", "1h"),
+        grace_period=raw.span("gracePeriod", "30d"),
+        retention=raw.span("retention", "180d"),
     )
 
 
-def _tokens(raw: Mapping[str, Any]) -> Tokens:
-    lifetime, ttl = raw.get("maxLifetime"), raw.get("verifierCacheTTL")
-    return Tokens(
-        max_lifetime=_duration(lifetime, "tokens.maxLifetime") if lifetime else None,
-        verifier_cache_ttl=_duration(ttl, "tokens.verifierCacheTTL") if ttl else None,
-    )
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    """The database's zones; "localtime" (found on some systems) is the host's zone, not a name."""
+    return frozenset(available_timezones()) - {"localtime"}
 
 
-def _rollout(raw: Mapping[str, Any]) -> RolloutSpec:
-    return RolloutSpec(
-        timeout=_duration(raw.get("timeout") or "10m", "rollout.timeout", positive=True),
-        pause_between=_duration(raw.get("pauseBetween") or "10s", "rollout.pauseBetween"),
-        on_failure=str(raw.get("onFailure") or "Rollback"),
-    )
-
-
-def _analysis(raw: Mapping[str, Any] | None) -> AnalysisSpec | None:
-    if not raw:
-        return None
-    prometheus = raw.get("prometheus") or {}
-    if not prometheus.get("address") or not prometheus.get("query"):
-        raise SpecError("spec.analysis.prometheus needs both address and query")
-    threshold_text = str(raw.get("successThreshold") or "0.95")
+def _zone(name: str) -> ZoneInfo:
+    """Only names of the time-zone database: ZoneInfo also opens directories ("America") and paths."""
+    problem = f"spec.rotation.timeZone: {_quote(name)} is not an IANA time zone such as UTC or Europe/Paris"
+    if name != "UTC" and name not in _zone_names():
+        raise SpecError(problem)
     try:
-        threshold = float(threshold_text)
-    except ValueError as exc:
-        raise SpecError(f"spec.analysis.successThreshold {threshold_text!r} is not a number") from exc
-    if not 0.0 <= threshold <= 1.0:
-        raise SpecError("spec.analysis.successThreshold must be between 0 and 1")
-    count = int(raw.get("count") or 10)
-    failure_limit = int(raw.get("failureLimit", 1))
-    if count < 1 or not 0 <= failure_limit < count:
-        raise SpecError("spec.analysis needs count >= 1 and 0 <= failureLimit < count")
-    return AnalysisSpec(
-        address=str(prometheus["address"]).rstrip("/"),
-        query=str(prometheus["query"]),
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise SpecError(problem) from None
+
+
+def _window(raw: _Object) -> Window | None:
+    if raw.raw.get("window") is None:
+        return None
+    window = raw.obj("window")
+    start, end = _clock(window, "start"), _clock(window, "end")
+    if start == end:
+        raise SpecError("spec.rotation.window: start and end must differ (the window would be empty)")
+    return Window(start, end)
+
+
+def _clock(window: _Object, name: str) -> tuple[int, int]:
+    text = window.required(name)
+    match = _CLOCK.fullmatch(text)
+    if match is None:
+        raise SpecError(f"{window.at(name)}: {_quote(text)} is not a time HH:MM between 00:00 and 23:59")
+    return int(match[1]), int(match[2])
+
+
+def _tokens(raw: _Object) -> Tokens:
+    return Tokens(
+        max_lifetime=raw.duration("maxLifetime", None, positive=True),
+        verifier_cache_ttl=raw.duration("verifierCacheTTL", None),
+    )
+
+
+def _secret(raw: _Object, name: str, algorithm: str) -> SecretSpec:
+    items = tuple(
+        SecretItem(
+            item.required("key"),
+            item.choice("format", ItemFormat),
+            item.choice("slot", Slot, Slot.CURRENT),
+        )
+        for item in raw.objects("items")
+    )
+    passphrase = None
+    if raw.raw.get("encryption") is not None:
+        ref = raw.obj("encryption").obj("passphraseSecretRef")
+        passphrase = PassphraseRef(ref.required("name"), ref.required("key"))
+    return SecretSpec(
+        name=raw.string("name") or name,
+        deletion_policy=raw.choice("deletionPolicy", DeletionPolicy, DeletionPolicy.RETAIN),
+        items=items or default_items(algorithm),
+        passphrase=passphrase,
+    )
+
+
+def _rollout(raw: _Object) -> RolloutSpec:
+    return RolloutSpec(
+        timeout=raw.span("timeout", "10m", positive=True),
+        pause_between=raw.span("pauseBetween", "10s"),
+        on_failure=raw.choice("onFailure", OnFailure, OnFailure.ROLLBACK),
+    )
+
+
+def _analysis(raw: _Object) -> AnalysisSpec | None:
+    if not raw.raw:
+        return None
+    prometheus = raw.obj("prometheus")
+    if not prometheus.has("address") or not prometheus.has("query"):
+        raise SpecError("spec.analysis.prometheus: needs both address and query")
+    address = _address(prometheus.required("address"))
+    query = prometheus.required("query")
+    if not query.strip():
+        raise SpecError("spec.analysis.prometheus.query: must not be empty")
+    threshold = _threshold(raw)
+    count = raw.integer("count")
+    count = 10 if count is None else count
+    if not 1 <= count <= MAX_ANALYSIS_COUNT:
+        raise SpecError(
+            f"spec.analysis.count: must be between 1 and {MAX_ANALYSIS_COUNT}, not {_integer(count)}"
+        )
+    failure_limit = raw.integer("failureLimit")
+    failure_limit = 1 if failure_limit is None else failure_limit
+    if not 0 <= failure_limit < count:
+        raise SpecError(
+            f"spec.analysis.failureLimit: must be at least 0 and less than count ({count}), "
+            f"not {_integer(failure_limit)}"
+        )
+    analysis = AnalysisSpec(
+        address=address,
+        query=query,
         success_threshold=threshold,
-        initial_delay=_duration(raw.get("initialDelay") or "1m", "analysis.initialDelay"),
-        interval=_duration(raw.get("interval") or "30s", "analysis.interval", positive=True),
+        initial_delay=raw.span("initialDelay", "1m"),
+        interval=raw.span("interval", "30s", positive=True),
         count=count,
         failure_limit=failure_limit,
-        on_no_data=str(raw.get("onNoData") or "Inconclusive"),
-        on_failure=str(raw.get("onFailure") or "Rollback"),
+        on_no_data=raw.choice("onNoData", OnNoData, OnNoData.INCONCLUSIVE),
+        on_failure=raw.choice("onFailure", OnFailure, OnFailure.ROLLBACK),
     )
+    if analysis.window > MAX_DURATION:
+        raise SpecError(
+            f"spec.analysis: initialDelay + interval × count is {format_duration(analysis.window)}, "
+            f"longer than 100 years ({format_duration(MAX_DURATION)})"
+        )
+    return analysis
 
 
-def _duration(value: object, path: str, *, positive: bool = False) -> timedelta:
+def _threshold(raw: _Object) -> float:
+    path = raw.at("successThreshold")
+    value = raw.raw.get("successThreshold")
+    if value is None or value == "":
+        return 0.95
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise SpecError(
+            f'{path}: must be a decimal number written as a string, e.g. "0.95", not {_kind(value)}'
+        )
     try:
-        parsed = parse_duration(str(value))
-    except ValueError as exc:
-        raise SpecError(f"spec.{path}: {exc}") from exc
-    if positive and parsed <= timedelta(0):
-        raise SpecError(f"spec.{path} must be longer than 0s")
-    return parsed
+        threshold = float(value)
+    except (ValueError, OverflowError):
+        shown = _quote(value) if isinstance(value, str) else _integer(int(value))
+        raise SpecError(f"{path}: {shown} is not a number") from None
+    if not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
+        raise SpecError(f"{path}: must be between 0 and 1")
+    return threshold
 
 
-def _clock(value: object) -> tuple[int, int]:
-    text = str(value)
-    hours, _, minutes = text.partition(":")
-    if not (hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60):
-        raise SpecError(f"spec.rotation.window time {text!r} is not HH:MM")
-    return int(hours), int(minutes)
-
-
-def _opt_int(value: object) -> int | None:
-    return None if value is None else int(str(value))
+def _address(text: str) -> str:
+    """An http(s) base URL and nothing else: user info, a query or a fragment could smuggle
+    credentials or a different request to whatever the URL points at. The value is never quoted
+    in a message, since it might carry a password."""
+    path = "spec.analysis.prometheus.address"
+    if any(c.isspace() or not c.isprintable() for c in text):
+        raise SpecError(f"{path}: must not contain spaces or control characters")
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise SpecError(f"{path}: is not a URL (check the host and the port)") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SpecError(f"{path}: must be an http:// or https:// URL with a host")
+    if "@" in parts.netloc:
+        raise SpecError(f"{path}: must not contain user info (user:password@); Keyturn sends no credentials")
+    if "?" in text or "#" in text:
+        raise SpecError(f"{path}: must not contain a query (?…) or a fragment (#…); give the base URL only")
+    if port == 0:
+        raise SpecError(f"{path}: port 0 is not a port")
+    return text.rstrip("/")

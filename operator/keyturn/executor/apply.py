@@ -21,7 +21,7 @@ from keyturn.domain.inputs import ConfigMapSnapshot, SecretSnapshot
 from keyturn.domain.layout import kid_of_material_item, material_item
 from keyturn.domain.model import FreshKey, Ring
 from keyturn.domain.reasons import Reason
-from keyturn.domain.spec import Spec
+from keyturn.domain.spec import DeletionPolicy, Spec
 from keyturn.executor.ports import ConfigMapPort, SecretPort
 
 log = logging.getLogger("keyturn")
@@ -130,7 +130,7 @@ class Writer:
 
 
 def _owner(obj: Mapping[str, Any], spec: Spec) -> dict[str, Any] | None:
-    return owner_reference(obj) if spec.secret.deletion_policy == "Delete" else None
+    return owner_reference(obj) if spec.secret.deletion_policy is DeletionPolicy.DELETE else None
 
 
 def _fields(spec: Spec, **extra: Any) -> dict[str, Any]:
