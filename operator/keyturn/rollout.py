@@ -114,7 +114,7 @@ class Rollouts:
             result.degraded = (
                 Reason.TARGETS_UNREADABLE,
                 f"listing the Deployments in {spec.namespace} failed ({_why(exc)}): no target is "
-                "restarted and scheduled activations wait until it works; revocations go on",
+                "restarted and activations wait until it works; revocations go on",
             )
             await self._analyse(spec, ring, now, result, query=True)
             return result
