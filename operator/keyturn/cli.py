@@ -35,7 +35,19 @@ def _run(args: argparse.Namespace) -> int:
         health_port=args.health_port,
         log_format=args.log_format,
         verbose=args.verbose,
+        egress_allow=[p for group in args.egress_allow or () for p in group],
     )
+
+
+def _host_patterns(text: str) -> list[str]:
+    """Checked now, so a typo is a usage error rather than every health check failing later."""
+    from keyturn.domain.egress import EgressPolicy  # noqa: PLC0415 - only `run` needs it
+
+    try:
+        EgressPolicy.from_patterns([text])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return [p.strip() for p in text.split(",") if p.strip()]
 
 
 def _command(name: str) -> Callable[[argparse.Namespace], int]:
@@ -131,6 +143,15 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--health-port", type=int, default=8081, help="port of /healthz (0: off)")
     run.add_argument("--log-format", choices=("text", "json"), default="text")
     run.add_argument("-v", "--verbose", action="store_true")
+    run.add_argument(
+        "--egress-allow",
+        action="append",
+        type=_host_patterns,
+        metavar="PATTERN",
+        help="the only hosts health URLs and analysis addresses may name: *.monitoring.svc, "
+        "prometheus.monitoring:9090, 10.0.0.0/8 (repeatable or comma-separated; default: "
+        "$KEYTURN_EGRESS_ALLOW, else any host but link-local addresses)",
+    )
     run.set_defaults(func=_run)
 
     def command(name: str, help_text: str, description: str) -> argparse.ArgumentParser:

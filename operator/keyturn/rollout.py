@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+
 from keyturn.adapters import health as health_probe
 from keyturn.adapters import prometheus
-from keyturn.adapters.deployments import BadTarget, Deployments, to_target
+from keyturn.adapters.deployments import HEALTH_ANNOTATION, BadTarget, Deployments, to_target
 from keyturn.domain import analysis as gate
+from keyturn.domain.egress import EgressPolicy, Refused, health_url, shorten
 from keyturn.domain.model import AnalysisResult, Operation, Ring
-from keyturn.domain.policies import Reason
+from keyturn.domain.reasons import Reason
 from keyturn.domain.schedule import earliest
 from keyturn.domain.spec import Spec
 from keyturn.domain.status import AnalysisView, Measurement, RolloutView
@@ -53,27 +56,97 @@ class RolloutResult:
 
 
 SampleKey = tuple[str, str, str, datetime]  # namespace, keyset, kid, analysis start
+MAX_LISTED = 5  # a Degraded message names this many faulty targets, then counts the rest
+
+_egress = EgressPolicy()
+
+
+def configure_egress(policy: EgressPolicy) -> None:
+    """Set once at start (`keyturn run --egress-allow`): the hosts every Rollouts may request."""
+    global _egress  # noqa: PLW0603 - one process-wide setting, written before any keyset runs
+    _egress = policy
+
+
+def _why(exc: BaseException) -> str:
+    """A failed API or HTTP call in a few words: the status for the API server, else the kind."""
+    if isinstance(exc, ApiException):
+        return f"HTTP {exc.status} {shorten(str(exc.reason or ''), 60)}".strip()
+    return type(exc).__name__
+
+
+def _joined(messages: list[str]) -> str:
+    shown = "; ".join(messages[:MAX_LISTED])
+    return shown if len(messages) <= MAX_LISTED else f"{shown}; and {len(messages) - MAX_LISTED} more"
 
 
 class Rollouts:
-    def __init__(self, api: Any) -> None:
+    """Total: no Deployment, URL, Prometheus answer or failing API call makes observe/advance raise.
+
+    A fault of one target is that target's fault (BadTarget, an unhealthy target, a TargetFailed
+    patch); a fault of the listing holds activations that need the targets (TargetsUnreadable).
+    Either way the pass goes on, so an emergency is never held by a peripheral fault.
+    """
+
+    def __init__(self, api: Any, egress: EgressPolicy | None = None) -> None:
         self.deployments = Deployments(api)
+        self.egress = egress if egress is not None else _egress
         self._samples: dict[SampleKey, dict[datetime, gate.Sample]] = {}
         self._announced: dict[tuple[str, str], str] = {}  # (namespace/keyset, what) -> last announced
         self._rolling: dict[str, str] = {}  # namespace/keyset -> revision this process started rolling
+        self._views: dict[str, RolloutView] = {}  # namespace/keyset -> last view, shown while unreadable
 
     # ------------------------------------------------------------------------------ before the plan
     async def observe(self, obj: Mapping[str, Any], spec: Spec, ring: Ring, now: datetime) -> RolloutResult:
         result = RolloutResult()
-        raw = await self.deployments.targets(spec.namespace, spec.name)
-        bad: list[str] = []
+        key = f"{spec.namespace}/{spec.name}"
+        try:
+            raw = await self.deployments.targets(spec.namespace, spec.name)
+        except Exception as exc:  # a peripheral fault: reported, never raised
+            log.warning(
+                "listing target Deployments failed",
+                exc_info=not isinstance(exc, ApiException),
+                extra={"namespace": spec.namespace, "keyset": spec.name},
+            )
+            # Unknown targets: nothing may count as loaded, and no wave may be called over.
+            result.verifiers_ready = result.signers_ready = False
+            result.signer_targets = True
+            result.view = self._views.get(key, RolloutView())
+            result.degraded = (
+                Reason.TARGETS_UNREADABLE,
+                f"listing the Deployments in {spec.namespace} failed ({_why(exc)}): no target is "
+                "restarted and activations wait until it works; revocations go on",
+            )
+            await self._analyse(spec, ring, now, result, query=True)
+            return result
+        problems: list[str] = []
         for deployment in raw:
             try:
-                result.targets.append(to_target(deployment, spec.name))
+                target = to_target(deployment, spec.name)
             except BadTarget as exc:
-                bad.append(str(exc))
-        if bad:
-            result.degraded = (Reason.TARGET_FAILED, "; ".join(bad))
+                problems.append(str(exc))
+                continue
+            except Exception as exc:  # to_target is total; this is the last line of defence
+                log.exception("reading a target Deployment failed", extra={"keyset": spec.name})
+                name = shorten(str(getattr(getattr(deployment, "metadata", None), "name", "?")), 60)
+                problems.append(f"deployment {name} cannot be read ({type(exc).__name__}); left out")
+                continue
+            result.targets.append(target)
+            problems.extend(target.damaged)
+            if target.health_url:
+                try:
+                    health_url(target.health_url, self.egress)
+                except Refused as refused:
+                    problems.append(
+                        f"deployment {target.name}: {HEALTH_ANNOTATION} {shorten(target.health_url)!r} "
+                        f"refused ({refused}); its health check fails until the annotation is fixed"
+                    )
+        if problems:
+            message = _joined(problems)
+            result.degraded = (Reason.BAD_TARGET, message)
+            if self._announce_once(key, "bad", message):
+                result.events.append(RolloutEvent(Reason.BAD_TARGET, message, warning=True))
+        else:
+            self._announced.pop((key, "bad"), None)
         result.signer_targets = any(t.role in SIGNING_ROLES for t in result.targets)
         if ring.current is not None and result.targets:
             decision = await self._decide(spec, ring, now, result)
@@ -91,7 +164,11 @@ class Rollouts:
         self, obj: Mapping[str, Any], spec: Spec, ring: Ring, now: datetime, prior: RolloutResult
     ) -> RolloutResult:
         result = RolloutResult(
-            targets=prior.targets, health=prior.health, degraded=prior.degraded, events=list(prior.events)
+            targets=prior.targets,
+            health=prior.health,
+            degraded=prior.degraded,
+            events=list(prior.events),
+            view=prior.view,
         )
         await self._analyse(spec, ring, now, result, query=False)
         if ring.current is None or not prior.targets:
@@ -102,8 +179,14 @@ class Rollouts:
         desired = revisions(ring)
         revision = desired[Role.BOTH]
         for target in decision.mark:
-            await self.deployments.mark_verified(
-                spec.namespace, target.name, spec.name, desired[target.role], now
+            # Not recorded: the target is probed again next pass, nothing else depends on it.
+            await self._patch(
+                spec,
+                result,
+                f"deployment {target.name}: recording that it passed the gate",
+                self.deployments.mark_verified(
+                    spec.namespace, target.name, spec.name, desired[target.role], now
+                ),
             )
         if decision.failure is not None:
             message = decision.failure_message
@@ -111,12 +194,27 @@ class Rollouts:
             self._report_failure(spec, message, result)
         elif decision.stamp is not None:
             target = decision.stamp
-            await self.deployments.stamp(spec.namespace, target.name, spec.name, decision.stamp_revision, now)
-            message = (
-                f"restarting deployment {target.name} ({target.role}) for revision {decision.stamp_revision}"
+            restart = target.revision != decision.stamp_revision
+            done = await self._patch(
+                spec,
+                result,
+                f"deployment {target.name}: {'restarting' if restart else 'stamping'} it",
+                self.deployments.stamp(spec.namespace, target.name, spec.name, decision.stamp_revision, now),
             )
-            result.events.append(RolloutEvent(Reason.ROLLOUT_PROGRESSING, message))
-            self._rolling[key] = revision
+            if done and restart:
+                message = (
+                    f"restarting deployment {target.name} ({target.role}) for revision "
+                    f"{decision.stamp_revision}"
+                )
+                result.events.append(RolloutEvent(Reason.ROLLOUT_PROGRESSING, message))
+            elif done:
+                log.info(
+                    f"stamped deployment {target.name} again (no usable stamp); rollout.timeout counts "
+                    "from now",
+                    extra={"namespace": spec.namespace, "keyset": spec.name, "reason": "RolloutProgressing"},
+                )
+            if done:
+                self._rolling[key] = revision
         elif not decision.in_progress and self._rolling.pop(key, None) == revision:
             names = ", ".join(v.name for v in views)
             result.events.append(
@@ -125,16 +223,39 @@ class Rollouts:
         if decision.failure is None:
             self._announced.pop((key, "failure"), None)
             result.view = RolloutView(revision, tuple(views), decision.in_progress, None)
+        self._views[key] = result.view
         result.wake_at = earliest(decision.wake_at, result.wake_at)
         return result
+
+    async def _patch(self, spec: Spec, result: RolloutResult, what: str, call: Awaitable[None]) -> bool:
+        """One Deployment write; a failure is this target's fault (TargetFailed), never the pass's."""
+        try:
+            await call
+        except Exception as exc:  # a peripheral fault: reported, never raised
+            if isinstance(exc, ApiException) and exc.status == 404:
+                return False  # deleted since it was listed: the next pass no longer sees it
+            log.warning(
+                f"{what} failed", exc_info=not isinstance(exc, ApiException), extra={"keyset": spec.name}
+            )
+            self._report_failure(spec, f"{what} failed ({_why(exc)})", result)
+            return False
+        return True
 
     async def _decide(self, spec: Spec, ring: Ring, now: datetime, result: RolloutResult) -> Decision:
         """Probes the health URLs the decision asks about, then decides again with the answers."""
         desired = revisions(ring)
         decision = decide(result.targets, desired, now, spec.rollout, result.health)
         if decision.probe:
-            answers = await asyncio.gather(*(health_probe.probe(t.health_url or "") for t in decision.probe))
-            result.health.update({t.name: answer for t, answer in zip(decision.probe, answers, strict=True)})
+            answers = await asyncio.gather(
+                *(health_probe.probe(t.health_url or "", self.egress) for t in decision.probe),
+                return_exceptions=True,
+            )
+            for target, answer in zip(decision.probe, answers, strict=True):
+                result.health[target.name] = (
+                    answer
+                    if isinstance(answer, Health)
+                    else Health(False, f"probe failed: {type(answer).__name__}")
+                )
             decision = decide(result.targets, desired, now, spec.rollout, result.health)
         return decision
 
@@ -167,9 +288,18 @@ class Rollouts:
         assessment = gate.assess(settings, started, now, cache)
         if query and assessment.due and current.analysis_result is None and current is ring.current:
             answers = await asyncio.gather(
-                *(prometheus.query(settings.address, settings.query, at) for at in assessment.due)
+                *(
+                    prometheus.query(settings.address, settings.query, at, self.egress)
+                    for at in assessment.due
+                ),
+                return_exceptions=True,
             )
-            cache.update(dict(zip(assessment.due, answers, strict=True)))
+            for at, answer in zip(assessment.due, answers, strict=True):
+                cache[at] = (
+                    answer
+                    if isinstance(answer, gate.Sample)
+                    else gate.Sample(None, f"query failed: {type(answer).__name__}")
+                )
             assessment = gate.assess(settings, started, now, cache)
         phase = (
             str(current.analysis_result) if current.analysis_result else str(assessment.verdict or "Running")

@@ -189,7 +189,18 @@ NAMESPACED = {
 }
 
 
-@pytest.mark.parametrize("values", [{}, NAMESPACED], ids=["default", "namespaced"])
+MONITORING = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+EGRESS = {
+    "egressAllow": ["*.monitoring.svc", "prometheus.monitoring:9090", "10.0.0.0/8"],
+    "networkPolicy": {
+        "enabled": True,
+        "apiServer": {"cidrs": ["172.18.0.2/32"], "ports": [6443]},
+        "egress": [{"to": [MONITORING], "ports": [{"port": 9090, "protocol": "TCP"}]}],
+    },
+}
+
+
+@pytest.mark.parametrize("values", [{}, NAMESPACED, EGRESS], ids=["default", "namespaced", "egress"])
 def test_lint(helm: Path, tmp_path: Path, values: dict[str, Any]) -> None:
     result = run(
         [
@@ -219,6 +230,12 @@ def test_lint(helm: Path, tmp_path: Path, values: dict[str, Any]) -> None:
         ({"prometheusRule": {"keyAgeRatio": 1.5}}, "/prometheusRule/keyAgeRatio"),
         ({"metrics": {"service": {"prot": 8080}}}, "additional properties 'prot' not allowed"),
         ({"logFormat": "xml"}, "/logFormat"),
+        ({"egressAllow": ["a b"]}, "/egressAllow/0"),
+        ({"egressAllow": ["a.example,b.example"]}, "/egressAllow/0"),
+        ({"networkPolicy": {"enabled": "yes"}}, "/networkPolicy/enabled"),
+        ({"networkPolicy": {"apiServer": {"ports": [0]}}}, "/networkPolicy/apiServer/ports/0"),
+        ({"networkPolicy": {"apiServer": {"cidrs": ["kubernetes"]}}}, "/networkPolicy/apiServer/cidrs/0"),
+        ({"networkPolicy": {"egress": [{"too": []}]}}, "additional properties 'too' not allowed"),
     ],
     ids=lambda v: json.dumps(v) if isinstance(v, dict) else "",
 )
@@ -321,6 +338,53 @@ def test_default_values_render_a_cluster_wide_operator(helm: Path, tmp_path: Pat
     dashboard = one(objs, "ConfigMap", "keyturn-dashboard")
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(dashboard["data"]["keyturn.json"])["uid"] == "keyturn-overview"
+
+
+def test_the_egress_allow_list_becomes_flags_the_operator_accepts(helm: Path, tmp_path: Path) -> None:
+    args = container(rendered(helm, tmp_path, EGRESS))["args"]
+    flags = [a for a in args if a.startswith("--egress-allow")]
+    assert flags == [f"--egress-allow={p}" for p in EGRESS["egressAllow"]]
+    parsed = cli.parser().parse_args(args)
+    assert [p for group in parsed.egress_allow for p in group] == EGRESS["egressAllow"]
+
+
+def test_the_egress_network_policy_allows_dns_the_api_server_and_the_listed_rules(
+    helm: Path, tmp_path: Path
+) -> None:
+    objs = rendered(helm, tmp_path, EGRESS)
+    policy = one(objs, "NetworkPolicy")
+    assert policy["spec"]["podSelector"] == one(objs, "Deployment")["spec"]["selector"]
+    assert policy["spec"]["policyTypes"] == ["Egress"]  # ingress (metrics, probes) untouched
+    dns, api_server, prometheus = policy["spec"]["egress"]
+    assert dns["to"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    ]
+    assert dns["ports"] == [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
+    assert api_server == {
+        "to": [{"ipBlock": {"cidr": "172.18.0.2/32"}}],
+        "ports": [{"port": 6443, "protocol": "TCP"}],
+    }
+    assert prometheus == EGRESS["networkPolicy"]["egress"][0]  # type: ignore[index]
+    # Without addresses the API server rule is any address, on the API server's ports only.
+    (_, any_address) = one(rendered(helm, tmp_path, {"networkPolicy": {"enabled": True}}), "NetworkPolicy")[
+        "spec"
+    ]["egress"]
+    assert any_address == {"ports": [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}]}
+    assert not [o for o in rendered(helm, tmp_path, {}) if o["kind"] == "NetworkPolicy"]
+
+
+def test_the_api_server_accepts_the_network_policy(helm: Path, tmp_path: Path, kube: Kube) -> None:
+    policy = one(rendered(helm, tmp_path, EGRESS, namespace=kube.namespace), "NetworkPolicy")
+    created = client.NetworkingV1Api(kube.api).create_namespaced_network_policy(
+        kube.namespace,
+        policy,  # type: ignore[arg-type]  # the client sends a dict as it is
+        dry_run="All",
+    )
+    assert created.spec is not None and created.spec.policy_types == ["Egress"]
+    assert len(created.spec.egress or ()) == 3
 
 
 def test_namespaced_values_render_a_role_per_namespace(helm: Path, tmp_path: Path) -> None:

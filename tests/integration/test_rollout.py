@@ -6,10 +6,12 @@ import http.server
 import threading
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import localcluster
 from helpers import wait_for
 from kubetools import Kube, OperatorProcess, deployment, rollout_complete, template_annotations
 
@@ -157,8 +159,10 @@ def test_a_target_that_never_becomes_available_stops_the_rotation(
 
 class _Health(http.server.BaseHTTPRequestHandler):
     healthy = True
+    asked: list[str]  # the paths requested so far
 
     def do_GET(self) -> None:
+        type(self).asked.append(self.path)
         self.send_response(200 if type(self).healthy else 500)
         self.end_headers()
 
@@ -168,7 +172,7 @@ class _Health(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def health_server() -> Iterator[tuple[str, type[_Health]]]:
-    handler = type("Health", (_Health,), {"healthy": True})
+    handler = type("Health", (_Health,), {"healthy": True, "asked": []})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -197,3 +201,118 @@ def test_a_health_url_answering_500_triggers_rollback(
     assert status["currentKid"] == old
     rollback = next(h for h in status["history"] if h["operation"] == "rollback")
     assert "health check" in rollback["reason"] and "HTTP 500" in rollback["reason"]
+
+
+LONG_HOST_URL = f"http://{'a' * 64}.example/health/jwt"  # a host label over 63 characters
+STAMPED = "keyturn.dev/stamped-keys"
+
+
+def degraded(kube: Kube, reason: str, *fragments: str) -> dict[str, Any] | None:
+    cond = kube.condition("keys", "Degraded")
+    ok = (
+        cond is not None
+        and cond["status"] == "True"
+        and cond["reason"] == reason
+        and all(f in cond["message"] for f in fragments)
+    )
+    return cond if ok else None
+
+
+@pytest.mark.parametrize("trigger", ["rotation", "emergency"])
+def test_damaged_annotations_and_an_unusable_health_url_hold_neither_a_rotation_nor_an_emergency(
+    kube: Kube, keyturn: OperatorProcess, trigger: str
+) -> None:
+    kube.create_keyset("keys", {"rotation": ROTATION, "rollout": {"timeout": "5s", "pauseBetween": "0s"}})
+    keyset = {"keyturn.dev/keyset": "keys"}
+    kube.apps.create_namespaced_deployment(
+        kube.namespace, deployment("api", {**keyset, "keyturn.dev/role": "signer"})
+    )
+    kube.apps.create_namespaced_deployment(
+        kube.namespace, deployment("edge", {**keyset, "keyturn.dev/role": "verifier"})
+    )
+    wait_for(lambda: settled(kube, ["api", "edge"]), 60, message="first rollout")
+    old = kube.status("keys")["currentKid"]
+    # A person damages Keyturn's stamp on one target and gives the other an unusable health URL.
+    kube.apps.patch_namespaced_deployment(
+        "api", kube.namespace, {"metadata": {"annotations": {STAMPED: "yesterday"}}}
+    )
+    kube.apps.patch_namespaced_deployment(
+        "edge", kube.namespace, {"metadata": {"annotations": {"keyturn.dev/health-url": LONG_HOST_URL}}}
+    )
+    cond = wait_for(
+        lambda: degraded(kube, "BadTarget", "deployment api", STAMPED, "deployment edge", "longer than 63"),
+        30,
+        message="Degraded=True BadTarget naming both faults",
+    )
+    assert "'yesterday'" in cond["message"]
+    assert any(e.reason == "BadTarget" and e.type == "Warning" for e in kube.events())
+
+    if trigger == "rotation":
+        kube.patch_keyset("keys", {"metadata": {"annotations": {"keyturn.dev/rotate": "go"}}})
+    else:
+        request = {"requestId": "inc-periphery", "reason": "key_compromise"}
+        kube.patch_status("keys", {"status": {"emergency": request}})
+    status = kube.wait_status(
+        "keys", lambda s: s.get("currentKid") not in (None, old), 30, f"{trigger} activated a new key"
+    )
+    new = status["currentKid"]
+    wait_for(
+        lambda: (kube.secret("keys") or {}).get("JWT_KID") == new, 10, message="the Secret signs with it"
+    )
+    if trigger == "emergency":
+        ack = kube.wait_status("keys", lambda s: s["emergency"].get("result"), 10, "emergency acknowledged")
+        assert ack["emergency"]["newKid"] == new and ack["emergency"]["handledAt"]
+        jwks = kube.jwks("keys-jwks") or {}
+        assert old not in [k["kid"] for k in jwks["keys"]]
+    # The signer was restarted (its stamp rewritten); the verifier behind the unusable URL fails
+    # its health check once restarted, and the keyset names that fault.
+    cond = wait_for(
+        lambda: degraded(kube, "TargetFailed", "deployment edge", "health check", "longer than 63"),
+        60,
+        message="Degraded=True TargetFailed naming the health URL",
+    )
+    assert len(cond["message"]) < 1000
+    api = kube.apps.read_namespaced_deployment("api", kube.namespace)
+    assert api.metadata is not None
+    stamp = (api.metadata.annotations or {})[STAMPED]
+    assert datetime.fromisoformat(stamp.replace("Z", "+00:00")).tzinfo is not None, stamp  # rewritten
+    assert template_revision(kube, "api") != template_revision(kube, "edge")
+    targets = {t["name"]: t for t in kube.status("keys")["rollout"]["targets"]}
+    assert targets["api"]["state"] == "Ready" and targets["edge"]["state"] == "Failed"
+
+
+@pytest.fixture
+def fenced_keyturn(
+    cluster: localcluster.Cluster, namespace: str, tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    """An operator that may only reach *.monitoring.svc (health URLs and analysis addresses)."""
+    proc = OperatorProcess(
+        kubeconfig=Path(cluster.kubeconfig),
+        namespace=namespace,
+        log_path=tmp_path / "operator.log",
+        extra_args=["--egress-allow", "*.monitoring.svc"],
+    )
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+def test_a_health_url_outside_the_egress_allow_list_is_never_requested(
+    kube: Kube, fenced_keyturn: OperatorProcess, health_server: tuple[str, type[_Health]]
+) -> None:
+    url, handler = health_server
+    kube.create_keyset("keys", {"rotation": ROTATION, "rollout": {"timeout": "4s", "pauseBetween": "0s"}})
+    kube.apps.create_namespaced_deployment(
+        kube.namespace,
+        deployment("api", {"keyturn.dev/keyset": "keys", "keyturn.dev/health-url": url}),
+    )
+    cond = wait_for(
+        lambda: degraded(kube, "TargetFailed", "deployment api", "allow-list", "*.monitoring.svc"),
+        40,
+        message="the target fails: its health URL is outside the allow-list",
+    )
+    assert "127.0.0.1" in cond["message"]
+    assert handler.asked == []
+    assert any(
+        "egress allowed to *.monitoring.svc" in line for line in fenced_keyturn.log_text().splitlines()
+    )

@@ -8,7 +8,7 @@ from keyturn import keygen
 from keyturn.domain import jwks, record
 from keyturn.domain.model import AnalysisResult, KeyState, Operation, Ring, Trigger
 from keyturn.domain.planner import Emergency, Observations, Requests, plan
-from keyturn.domain.policies import Reason
+from keyturn.domain.reasons import Reason
 from keyturn.domain.spec import Revocation, Spec
 from planning import spec, step, violations
 

@@ -177,3 +177,85 @@ def test_no_data_policies() -> None:
         gate.assess(dataclasses.replace(ANALYSIS, on_no_data=OnNoData.FAIL), NOW, end, data).verdict
         is AnalysisResult.FAILED
     )
+
+
+END = datetime.max.replace(tzinfo=UTC)
+HUGE = RolloutSpec(timeout=timedelta(days=999_999_999), pause_between=timedelta(days=999_999_999))
+
+
+@pytest.mark.parametrize(
+    ("kw", "rollout"),
+    [
+        ({"stamped_at": END - S, "complete": False}, ROLLOUT),
+        ({"stamped_at": NOW - 60 * S, "complete": False}, HUGE),
+        ({"stamped_at": datetime.min.replace(tzinfo=UTC), "complete": False}, HUGE),
+        ({"stamped_at": NOW - 60 * S, "health_url": "http://s/h"}, HUGE),
+    ],
+    ids=["stamp at the end of time", "huge timeout", "stamp at the start of time", "huge timeout and health"],
+)
+def test_no_timestamp_or_duration_overflows(kw: dict[str, object], rollout: RolloutSpec) -> None:
+    desired = revisions(ring())
+    t = target("s", Role.SIGNER, desired[Role.SIGNER], **kw)
+    decision = decide([t], desired, NOW, rollout, {"s": Health(False, "answered HTTP 500")})
+    assert decision.failure is None or "not complete" in decision.failure_message
+    assert decision.wake_at is None or decision.wake_at >= NOW
+
+
+def test_pause_between_saturates_after_a_huge_pause() -> None:
+    desired = revisions(ring())
+    done = target(
+        "s", Role.SIGNER, desired[Role.SIGNER], verified=desired[Role.SIGNER], verified_at=NOW - 20 * S
+    )
+    decision = decide([done, target("v", Role.VERIFIER, "old")], desired, NOW, HUGE, {})
+    assert decision.stamp is None and decision.wake_at == END
+
+
+@pytest.mark.parametrize(
+    "stamped_at",
+    [None, NOW + timedelta(days=365), END],
+    ids=["missing or damaged", "a year ahead", "end of time"],
+)
+def test_a_target_without_a_usable_stamp_is_stamped_again_without_a_restart(
+    stamped_at: datetime | None,
+) -> None:
+    desired = revisions(ring())
+    t = target("s", Role.SIGNER, desired[Role.SIGNER], complete=False, stamped_at=stamped_at)
+    decision = decide([t], desired, NOW, ROLLOUT, {})
+    assert decision.stamp == t and decision.stamp_revision == t.revision  # same revision: no restart
+    assert decision.failure is None and not decision.signers_ready
+
+
+def test_a_stamp_within_the_clock_skew_is_believed() -> None:
+    desired = revisions(ring())
+    t = target("s", Role.SIGNER, desired[Role.SIGNER], complete=False, stamped_at=NOW + 60 * S)
+    decision = decide([t], desired, NOW, ROLLOUT, {})
+    assert decision.stamp is None and decision.wake_at == NOW + 60 * S + ROLLOUT.timeout
+
+
+def test_a_ready_time_in_the_future_counts_as_now() -> None:
+    desired = revisions(ring())
+    done = target("s", Role.SIGNER, desired[Role.SIGNER], verified=desired[Role.SIGNER], verified_at=END)
+    decision = decide([done, target("v", Role.VERIFIER, "old")], desired, NOW, ROLLOUT, {})
+    assert decision.wake_at == NOW + ROLLOUT.pause_between
+
+
+def test_a_huge_health_url_is_shortened_in_messages() -> None:
+    desired = revisions(ring())
+    t = target("s", Role.SIGNER, desired[Role.SIGNER], health_url="http://s/" + "x" * 100_000)
+    failed = decide([t], desired, NOW + ROLLOUT.timeout, ROLLOUT, {"s": Health(False, "refused: too long")})
+    assert failed.failure is not None and len(failed.failure_message) < 300
+    assert all(len(v.message) < 300 for v in failed.views)
+
+
+def test_analysis_schedule_past_the_end_of_time_never_comes() -> None:
+    huge = dataclasses.replace(ANALYSIS, interval=timedelta(days=999_999_999))
+    assert gate.schedule(huge, NOW) == [NOW + 60 * S]
+    assert gate.assess(huge, NOW, NOW + 61 * S, {}).due == (NOW + 60 * S,)
+
+
+def test_the_latest_no_data_reason_is_in_the_verdict() -> None:
+    times = gate.schedule(ANALYSIS, NOW)
+    data = {at: gate.Sample(0.99) for at in times}
+    data[times[1]] = gate.Sample(None, "prometheus unreachable: timed out")
+    verdict = gate.assess(ANALYSIS, NOW, NOW + 10 * 60 * S, data)
+    assert verdict.verdict is AnalysisResult.INCONCLUSIVE and "prometheus unreachable" in verdict.message

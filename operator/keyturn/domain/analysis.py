@@ -41,8 +41,14 @@ class Assessment:
 
 
 def schedule(spec: AnalysisSpec, started_at: datetime) -> list[datetime]:
-    first = started_at + spec.initial_delay
-    return [first + spec.interval * i for i in range(spec.count)]
+    """The measurement times; those past the end of `datetime` (absurd durations) never come."""
+    times: list[datetime] = []
+    for i in range(spec.count):
+        try:
+            times.append(started_at + spec.initial_delay + spec.interval * i)
+        except OverflowError:
+            break
+    return times
 
 
 def assess(
@@ -53,6 +59,7 @@ def assess(
     points: list[Point] = []
     due: list[datetime] = []
     failures = no_data = 0
+    why = ""  # the latest reason for no data (Prometheus down, a refused address, a bad answer)
     for at in times:
         if at > now:
             break
@@ -63,6 +70,7 @@ def assess(
         value = sample.value
         if value is None or math.isnan(value):
             no_data += 1
+            why = sample.error or why
             points.append(Point(at, None, "NoData"))
             if spec.on_no_data == OnNoData.FAIL:
                 failures += 1
@@ -72,6 +80,8 @@ def assess(
         points.append(Point(at, value, "Pass" if passed else "Fail"))
     pending = [at for at in times if at > now]
     below = f"{failures} of {len(points)} measurements below {spec.success_threshold:g}"
+    if why:
+        below += f" ({no_data} without data, the latest: {why})"
     if failures > spec.failure_limit:
         return Assessment(
             AnalysisResult.FAILED,
@@ -90,6 +100,7 @@ def assess(
             tuple(points),
             (),
             None,
-            f"{no_data} of {len(points)} measurements had no data (onNoData: Inconclusive)",
+            f"{no_data} of {len(points)} measurements had no data (onNoData: Inconclusive)"
+            + (f"; the latest: {why}" if why else ""),
         )
     return Assessment(AnalysisResult.PASSED, tuple(points), (), None, f"passed: {below}")

@@ -36,6 +36,8 @@ class Reason(StrEnum):
     ROLLOUT_PROGRESSING = "RolloutProgressing"
     ROLLOUT_COMPLETE = "RolloutComplete"
     TARGET_FAILED = "TargetFailed"
+    BAD_TARGET = "BadTarget"
+    TARGETS_UNREADABLE = "TargetsUnreadable"
     ROLLOUT_PAUSED = "RolloutPaused"
     ANALYSIS_RUNNING = "AnalysisRunning"
     ANALYSIS_PASSED = "AnalysisPassed"

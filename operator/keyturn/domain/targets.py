@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from keyturn.domain.durations import format_duration
+from keyturn.domain.egress import shorten
 from keyturn.domain.model import Ring
 from keyturn.domain.spec import RolloutSpec
 
@@ -82,6 +83,8 @@ class Target:
     health_url: str | None = None
     verified: str | None = None  # the revision that last passed the gate (complete and healthy)
     verified_at: datetime | None = None
+    # Keyturn's own annotations on it that a person damaged: ignored, reported (BadTarget).
+    damaged: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -161,7 +164,7 @@ def decide(
             views.append(TargetView(target.name, target.role, state))
             continue
         if target.revision != want:
-            ready_at = (last_done + rollout.pause_between) if last_done else now
+            ready_at = _plus(last_done, rollout.pause_between) if last_done else now
             if ready_at > now:
                 wakes.append(ready_at)
                 views.append(
@@ -174,9 +177,19 @@ def decide(
             continue
         if target.verified == want:
             views.append(TargetView(target.name, target.role, TargetState.READY))
-            last_done = _latest(last_done, target.verified_at)
+            # A time in the future (a damaged annotation, a skewed clock) counts as now.
+            last_done = _latest(last_done, min(target.verified_at, now) if target.verified_at else None)
             continue
-        deadline = (target.stamped_at or now) + rollout.timeout
+        if target.stamped_at is None or target.stamped_at > _plus(now, CLOCK_SKEW):
+            # On the right revision but no usable stamp (removed, damaged, or from the future): stamp it
+            # again. The revision does not change, so nothing restarts; the timeout counts from now.
+            stamp = target
+            views.append(
+                TargetView(target.name, target.role, TargetState.ROLLING, "stamping again: no usable stamp")
+            )
+            blocked = True
+            continue
+        deadline = _plus(target.stamped_at, rollout.timeout)
         if not target.complete:
             if target.deadline_exceeded or now >= deadline:
                 why = (
@@ -198,18 +211,19 @@ def decide(
             result = health.get(target.name)
             if result is None:
                 probe.append(target)
-                views.append(TargetView(target.name, target.role, TargetState.CHECKING, target.health_url))
+                views.append(
+                    TargetView(target.name, target.role, TargetState.CHECKING, shorten(target.health_url))
+                )
                 blocked = True
                 continue
             if not result.ok:
                 if now >= deadline:
                     failure = target
-                    failure_message = (
-                        f"deployment {target.name}: health check {target.health_url} {result.message}"
-                    )
+                    url = shorten(target.health_url)
+                    failure_message = f"deployment {target.name}: health check {url} {result.message}"
                     views.append(TargetView(target.name, target.role, TargetState.FAILED, failure_message))
                 else:
-                    wakes.append(min(deadline, now + HEALTH_RETRY))
+                    wakes.append(min(deadline, _plus(now, HEALTH_RETRY)))
                     views.append(TargetView(target.name, target.role, TargetState.CHECKING, result.message))
                 blocked = True
                 continue
@@ -240,4 +254,15 @@ def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
     return max((m for m in (a, b) if m is not None), default=None)
 
 
+def _plus(at: datetime, delta: timedelta) -> datetime:
+    """`at + delta`, saturating at the end of time: a far stamp and a long timeout never overflow."""
+    try:
+        return at + delta
+    except OverflowError:
+        return END_OF_TIME if delta > timedelta(0) else START_OF_TIME
+
+
 HEALTH_RETRY = timedelta(seconds=3)
+CLOCK_SKEW = timedelta(minutes=5)  # a stamp this far ahead of the clock is still believed
+END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+START_OF_TIME = datetime.min.replace(tzinfo=UTC)
