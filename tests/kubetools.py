@@ -156,7 +156,20 @@ class Kube:
 
     def patch_status(self, name: str, patch: dict[str, Any] | list[dict[str, Any]]) -> None:
         """A merge patch (dict), or a JSON patch (list) that can replace status.emergency whole."""
-        self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, self.namespace, PLURAL, name, patch)
+        if isinstance(patch, list):
+            self.custom.patch_namespaced_custom_object_status(
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                name,
+                patch,
+                _content_type="application/json-patch+json",
+            )
+        else:
+            self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, self.namespace, PLURAL, name, patch
+            )
 
     def secret(self, name: str) -> dict[str, str] | None:
         try:

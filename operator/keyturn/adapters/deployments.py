@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from kubernetes import client
 
 from keyturn.adapters.kube import call
 from keyturn.domain.egress import shorten
-from keyturn.domain.record import timestamp
+from keyturn.domain.record import RecordError, parse_timestamp, timestamp
 from keyturn.domain.targets import Role, Target, revision_annotation, stamped_annotation, verified_annotation
 
 KEYSET_ANNOTATION = "keyturn.dev/keyset"
@@ -37,13 +37,11 @@ def _count(value: Any) -> int:
 
 
 def _time(text: str) -> datetime | None:
-    """An RFC 3339 time as Keyturn writes it; None for anything else (garbage, no zone, overflow)."""
-    if len(text) > 40:
-        return None
+    """An RFC 3339 time as Keyturn writes it, within the record's bounds; None for anything else
+    (garbage, no zone, a year that only a damaged annotation holds)."""
     try:
-        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-        return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
-    except (ValueError, OverflowError):
+        return parse_timestamp(text.strip())
+    except RecordError:
         return None
 
 
