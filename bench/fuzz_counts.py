@@ -28,7 +28,8 @@ import yaml
 from keyturn.domain import record
 from keyturn.domain.model import FreshKey, Ring
 from keyturn.domain.planner import Requests, plan
-from keyturn.domain.spec import Spec, SpecError, parse_spec
+from keyturn.domain.spec import Spec, SpecError
+from keyturn.domain.spec_parser import parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 CRD = ROOT / "crds" / "keyturn.dev_jwtkeysets.yaml"

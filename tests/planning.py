@@ -10,7 +10,8 @@ from keyturn.domain.inputs import Inputs
 from keyturn.domain.model import FreshKey, Ring
 from keyturn.domain.planner import Observations, Plan, Requests, plan
 from keyturn.domain.reasons import Violation
-from keyturn.domain.spec import Spec, parse_spec
+from keyturn.domain.spec import Spec
+from keyturn.domain.spec_parser import parse_spec
 
 
 def spec(**overrides: Any) -> Spec:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from keyturn.domain.model import Ring
-from keyturn.domain.spec import ALGORITHMS, Spec, SpecError, parse_spec
+from keyturn.domain.spec import ALGORITHMS, Spec, SpecError
+from keyturn.domain.spec_parser import parse_spec
 
 # Tried in this order: the more of the user's layout survives, the better. revokedKids is in every
 # attempt: a declarative revocation is part of the emergency path.

@@ -19,7 +19,8 @@ from keyturn.domain.model import Ring
 from keyturn.domain.reasons import Reason, Scope, Violation
 from keyturn.domain.requests import read_requests, read_revocations
 from keyturn.domain.salvage import acting_spec
-from keyturn.domain.spec import Spec, SpecError, parse_spec
+from keyturn.domain.spec import Spec, SpecError
+from keyturn.domain.spec_parser import parse_spec
 from keyturn.executor.ports import ConfigMapPort, KeysetPort, RolloutPort, SecretPort
 from keyturn.rollout import RolloutResult
 

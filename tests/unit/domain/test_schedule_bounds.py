@@ -13,7 +13,8 @@ from hostile import ZONES
 from keyturn.domain.cron import CRON_HORIZON, next_tick
 from keyturn.domain.durations import MAX_DURATION
 from keyturn.domain.schedule import END_OF_TIME, align_to_window, due_after, in_window, later
-from keyturn.domain.spec import Rotation, parse_spec
+from keyturn.domain.spec import Rotation
+from keyturn.domain.spec_parser import parse_spec
 
 NEAR_THE_END = datetime.max.replace(tzinfo=UTC) - timedelta(hours=1)
 NEAR_THE_START = datetime.min.replace(tzinfo=UTC) + timedelta(hours=1)

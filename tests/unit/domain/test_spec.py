@@ -13,16 +13,8 @@ import pytest
 from hostile import DURATION_PATTERN
 from keyturn.domain.cron import cron_problem
 from keyturn.domain.durations import MAX_DURATION, format_duration, parse_duration
-from keyturn.domain.spec import (
-    DeletionPolicy,
-    ItemFormat,
-    KidStrategy,
-    OnFailure,
-    OnNoData,
-    Slot,
-    SpecError,
-    parse_spec,
-)
+from keyturn.domain.spec import DeletionPolicy, ItemFormat, KidStrategy, OnFailure, OnNoData, Slot, SpecError
+from keyturn.domain.spec_parser import parse_spec
 
 PROMETHEUS = {"address": "http://prometheus:9090", "query": "up"}
 

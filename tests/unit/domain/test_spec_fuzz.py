@@ -17,7 +17,8 @@ from keyturn.domain import record
 from keyturn.domain.durations import MAX_DURATION
 from keyturn.domain.model import AnalysisResult, Ring
 from keyturn.domain.planner import Emergency, Observations, Requests
-from keyturn.domain.spec import Spec, SpecError, parse_spec
+from keyturn.domain.spec import Spec, SpecError
+from keyturn.domain.spec_parser import parse_spec
 from keyturn.domain.targets import Role, Target, decide, revisions
 from planning import step
 
