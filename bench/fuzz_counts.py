@@ -1,6 +1,6 @@
 """How many hostile inputs escape the spec parser and the record codec with an unnamed exception.
 
-Feeds seeded random inputs to keyturn.domain.spec.parse_spec and keyturn.domain.record.loads and
+Feeds seeded random inputs to keyturn.domain.spec_parser.parse_spec and keyturn.domain.record.loads and
 counts those that raise anything but SpecError / RecordError, by exception type. A third family
 runs specs the CRD admits, with extreme values, through a few planner passes (plan, fresh keys,
 record round trip, clock jumps), where nothing at all may escape. Prints JSON.
