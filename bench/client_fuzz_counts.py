@@ -23,9 +23,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from keyturn import crypto
 from keyturn.client import jwks
 from keyturn.client.errors import KeySourceError
+from keyturn.keys.generation import generate
+from keyturn.keys.jwk import private_jwk, public_jwk
 
 PRIVATE = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 MEMBERS = ("kid", "kty", "alg", "use", "crv", "x", "y", "n", "e", "keys", "key_ops", *PRIVATE)
@@ -36,9 +37,9 @@ WORDS = ("RSA", "EC", "OKP", "oct", "sig", "enc", "RS256", "PS256", "ES256", "ES
 class Generator:
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
-        materials = [crypto.generate(alg) for alg in ("RS256", "PS384", "ES256", "ES384", "ES512", "EdDSA")]
-        self.public = [crypto.public_jwk(m, f"k{i}") for i, m in enumerate(materials)]
-        self.private = [crypto.private_jwk(m, f"p{i}") for i, m in enumerate(materials)]
+        materials = [generate(alg) for alg in ("RS256", "PS384", "ES256", "ES384", "ES512", "EdDSA")]
+        self.public = [public_jwk(m, f"k{i}") for i, m in enumerate(materials)]
+        self.private = [private_jwk(m, f"p{i}") for i, m in enumerate(materials)]
         self.kinds: dict[str, Callable[[], str | bytes]] = {
             "arbitrary JSON": lambda: json.dumps(self.value(4)),
             "arbitrary keys array": lambda: json.dumps(

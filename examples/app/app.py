@@ -33,7 +33,6 @@ from typing import Any, Final
 import jwt
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, generate_latest
 
-from keyturn import crypto
 from keyturn.client import (
     ClientMetrics,
     HmacVerifier,
@@ -44,6 +43,9 @@ from keyturn.client import (
     VerificationError,
     Verifier,
 )
+from keyturn.keys import signing
+from keyturn.keys.algorithms import is_symmetric
+from keyturn.keys.jwk import public_jwk
 
 log = logging.getLogger("keyturn.example.app")
 
@@ -127,12 +129,12 @@ class App:
                 return 500, {**body, "status": "failing", "reason": ValidationReason.REJECTED_BY_TEST.value}
             if self.verifier is not None:
                 self.verifier.verify(token, audience=HEALTH_AUDIENCE, issuer=self.issuer, record=False)
-            elif not crypto.is_symmetric(key.algorithm):
-                jwk = crypto.public_jwk(key.material, key.kid)
-                crypto.verify(token, jwk, key.algorithm, audience=HEALTH_AUDIENCE)
+            elif not is_symmetric(key.algorithm):
+                jwk = public_jwk(key.material, key.kid)
+                signing.verify(token, jwk, key.algorithm, audience=HEALTH_AUDIENCE)
         except VerificationError as exc:
             return 500, {**body, "status": "failing", "reason": exc.reason.value}
-        except (crypto.TokenVerificationError, ValueError) as exc:
+        except (signing.TokenVerificationError, ValueError) as exc:
             return 500, {**body, "status": "failing", "reason": type(exc).__name__}
         return 200, {**body, "status": "ok"}
 
@@ -311,8 +313,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.algorithm is None:
         args.algorithm = HMAC_DEFAULT if args.hmac else ASYMMETRIC_DEFAULT
-    args.hmac = args.hmac or crypto.is_symmetric(args.algorithm)
-    if args.hmac and not crypto.is_symmetric(args.algorithm):
+    args.hmac = args.hmac or is_symmetric(args.algorithm)
+    if args.hmac and not is_symmetric(args.algorithm):
         p.error(f"--hmac needs an HS* --algorithm, not {args.algorithm}")
     if args.secret_dir and args.secret_env:
         p.error("give --secret-dir or --secret-env, not both")

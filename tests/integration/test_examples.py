@@ -10,7 +10,10 @@ import pytest
 import yaml
 
 from helpers import wait_for
-from keyturn import crypto
+from keyturn.keys.jwk import public_jwk
+from keyturn.keys.material import load_raw_secret
+from keyturn.keys.pem import load_private_pem, public_pem
+from keyturn.keys.thumbprints import secret_fingerprint, thumbprint
 from kubetools import Kube, OperatorProcess
 
 pytestmark = pytest.mark.integration
@@ -63,7 +66,7 @@ def test_runbook_001_hs256_dual_secret(kube: Kube, keyturn: OperatorProcess, clu
     assert "JWT_SECRET_NEXT" in secret and secret["JWT_SECRET_NEXT"] != secret["JWT_SECRET"]
     assert "JWT_SECRET_CURRENT" not in secret  # no previous secret before the first rotation
     assert len(secret["JWT_SECRET"]) >= 64
-    crypto.load_raw_secret(secret["JWT_SECRET"], "HS256")
+    load_raw_secret(secret["JWT_SECRET"], "HS256")
     kube.patch_keyset(name, {"metadata": {"annotations": {"keyturn.dev/rotate": "phase-1"}}})
     # seconds instead of hours, so the test need not wait an hour for publishAhead
     fast = {"rotation": {"publishAhead": "0s"}, "tokens": {"verifierCacheTTL": "0s"}}
@@ -86,9 +89,9 @@ def test_runbook_002_banking_rsa4096_encrypted_template_kid(
     pem = secret["JWT_PRIVATE_KEY"]
     assert pem.startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
     passphrase = (kube.secret("bank-jwt-passphrase") or {})["passphrase"].encode()
-    material = crypto.load_private_pem(pem, passphrase, "RS256")
-    jwk = crypto.public_jwk(material, status["currentKid"])
-    assert len(crypto.thumbprint(jwk)) == 43
+    material = load_private_pem(pem, passphrase, "RS256")
+    jwk = public_jwk(material, status["currentKid"])
+    assert len(thumbprint(jwk)) == 43
     published = (kube.jwks("bank-signing-jwks") or {})["keys"][0]
     assert published["n"] == jwk["n"]  # RSA-4096: 512-byte modulus
     assert len(published["n"]) >= 682
@@ -103,8 +106,8 @@ def test_runbook_003_rs256_pem_env(kube: Kube, keyturn: OperatorProcess, cluster
     assert secret["PM__JWT__PUBLIC_KEY"].startswith("-----BEGIN PUBLIC KEY-----")
     assert secret["PM__JWT__KID"] == status["currentKid"]
     assert "PM__JWT__NEXT_PUBLIC_KEY" in secret
-    material = crypto.load_private_pem(secret["PM__JWT__PRIVATE_KEY"], None, "RS256")
-    assert crypto.public_pem(material) == secret["PM__JWT__PUBLIC_KEY"]
+    material = load_private_pem(secret["PM__JWT__PRIVATE_KEY"], None, "RS256")
+    assert public_pem(material) == secret["PM__JWT__PUBLIC_KEY"]
     # rollback to the old keys, as the runbook's last section
     # seconds instead of hours, so the test need not wait an hour for publishAhead
     fast = {"rotation": {"publishAhead": "0s"}, "tokens": {"verifierCacheTTL": "0s"}}
@@ -125,8 +128,8 @@ def test_runbook_004_hs256_serverless(kube: Kube, keyturn: OperatorProcess, clus
     assert "AUTH_JWT_SECRET" in secret and "AUTH_JWT_SECRET_SECONDARY" not in secret
     # the audit record names each secret by its SHA-256 prefix, never by the secret itself
     fingerprints = {k["kid"]: k["fingerprint"] for k in status["keys"]}
-    material = crypto.load_raw_secret(secret["AUTH_JWT_SECRET"], "HS256")
-    assert fingerprints[status["currentKid"]] == crypto.secret_fingerprint(material)
+    material = load_raw_secret(secret["AUTH_JWT_SECRET"], "HS256")
+    assert fingerprints[status["currentKid"]] == secret_fingerprint(material)
     # emergency rotation: the old secret stops verifying at once
     kube.patch_status(name, {"status": {"emergency": {"requestId": "valine-1", "reason": "key_compromise"}}})
     done = kube.wait_status(name, lambda s: s.get("emergency", {}).get("result") == "Revoked", 20, "revoked")

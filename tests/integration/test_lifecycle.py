@@ -17,7 +17,10 @@ from kubernetes import client, watch
 
 from contract import ALGORITHMS
 from helpers import wait_for
-from keyturn import crypto
+from keyturn.keys.jwk import private_jwk
+from keyturn.keys.material import load_raw_secret
+from keyturn.keys.pem import load_private_pem
+from keyturn.keys.signing import sign
 from kubetools import Kube, OperatorProcess
 
 pytestmark = pytest.mark.integration
@@ -48,19 +51,19 @@ def test_every_algorithm_signs_with_the_secret_and_verifies_with_the_published_j
         secret = wait_for(functools.partial(kube.secret, name), 10, message=f"Secret {name}")
         assert secret["JWT_KID"] == status["currentKid"]
         if alg.startswith("HS"):
-            material = crypto.load_raw_secret(secret["JWT_SECRET"], alg)
+            material = load_raw_secret(secret["JWT_SECRET"], alg)
             assert kube.jwks(f"{name}-jwks") is None  # a symmetric key is never published
-            verifier = jwk.JWK(kty="oct", k=crypto.private_jwk(material, "x")["k"])
+            verifier = jwk.JWK(kty="oct", k=private_jwk(material, "x")["k"])
             assert "JWT_SECRET_NEXT" in secret
         else:
-            material = crypto.load_private_pem(secret["JWT_PRIVATE_KEY"], None, alg)
+            material = load_private_pem(secret["JWT_PRIVATE_KEY"], None, alg)
             doc = wait_for(functools.partial(kube.jwks, f"{name}-jwks"), 10, message=f"JWKS of {name}")
             assert kids_in(doc)[0] == status["currentKid"]
             assert kids_in(doc)[1] == status["nextKid"]
             published = doc["keys"][0]
             assert published["use"] == "sig" and published["alg"] == alg
             verifier = jwk.JWK(**published)
-        token = crypto.sign(material, {"sub": "test", "iat": int(time.time())}, status["currentKid"])
+        token = sign(material, {"sub": "test", "iat": int(time.time())}, status["currentKid"])
         checked = jwt.JWT(key=verifier, jwt=token, algs=[alg])  # jwcrypto: an independent library
         assert json.loads(checked.claims)["sub"] == "test"
 
@@ -225,7 +228,7 @@ def test_stall_clears_once_the_passphrase_secret_appears(kube: Kube, keyturn: Op
     kube.wait_ready("enc", timeout=40)
     secret = kube.secret("enc") or {}
     assert secret["JWT_PRIVATE_KEY"].startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
-    crypto.load_private_pem(secret["JWT_PRIVATE_KEY"], b"correct horse battery staple", "RS256")
+    load_private_pem(secret["JWT_PRIVATE_KEY"], b"correct horse battery staple", "RS256")
 
 
 def test_foreign_secret_is_never_overwritten(kube: Kube, keyturn: OperatorProcess) -> None:

@@ -33,7 +33,6 @@ from jwcrypto import jwt as jc_jwt
 from prometheus_client import CollectorRegistry, generate_latest
 
 from helpers import wait_for
-from keyturn import crypto
 from keyturn.client import (
     ClientMetrics,
     HmacVerifier,
@@ -46,7 +45,12 @@ from keyturn.client import (
     project,
 )
 from keyturn.client.hmac_verifier import secret_thumbprint
-from keyturn.crypto import KeyMaterial
+from keyturn.keys.generation import generate
+from keyturn.keys.jwk import private_jwk, public_jwk
+from keyturn.keys.material import KeyMaterial, load_raw_secret, raw_secret
+from keyturn.keys.pem import private_pem, public_pem
+from keyturn.keys.signing import sign
+from keyturn.keys.thumbprints import thumbprint
 
 DEADLINE = 10.0
 
@@ -88,7 +92,7 @@ def claims(**extra: Any) -> dict[str, Any]:
 
 
 def jwks_text(*keys: tuple[KeyMaterial, str]) -> str:
-    return json.dumps({"keys": [crypto.public_jwk(m, kid) for m, kid in keys]})
+    return json.dumps({"keys": [public_jwk(m, kid) for m, kid in keys]})
 
 
 def outcome(verifier: JwksVerifier | HmacVerifier, token: str, **kwargs: Any) -> ValidationReason | None:
@@ -120,8 +124,8 @@ def forge(header: dict[str, Any], payload: dict[str, Any], key: bytes, digest: s
 
 @pytest.fixture(scope="module")
 def rsa_keys() -> list[tuple[KeyMaterial, str]]:
-    keys = [crypto.generate("RS256") for _ in range(3)]
-    return [(k, crypto.thumbprint(k)) for k in keys]
+    keys = [generate("RS256") for _ in range(3)]
+    return [(k, thumbprint(k)) for k in keys]
 
 
 @pytest.fixture
@@ -183,14 +187,14 @@ def test_kubelet_swap_adds_a_key_without_restart(rsa_keys: Keys, jwks_mount: Jwk
     (a, kid_a), (b, kid_b), _ = rsa_keys
     jwks_mount.publish((a, kid_a))
     verifier = jwks_mount.verifier(check_interval=3600)
-    token_b = crypto.sign(b, claims(), kid_b)
+    token_b = sign(b, claims(), kid_b)
     assert outcome(verifier, token_b) is ValidationReason.UNKNOWN_KID
 
     jwks_mount.publish((b, kid_b), (a, kid_a))
     # No wait and a one-hour check interval: an unknown kid makes the verifier look at once.
     assert verifier.verify(token_b)["sub"] == "alice"
     assert verifier.kids == (kid_b, kid_a)
-    assert verifier.verify(crypto.sign(a, claims(), kid_a))["sub"] == "alice"
+    assert verifier.verify(sign(a, claims(), kid_a))["sub"] == "alice"
 
 
 def test_revoked_kid_is_refused_once_the_jwks_drops_it(
@@ -199,7 +203,7 @@ def test_revoked_kid_is_refused_once_the_jwks_drops_it(
     (a, kid_a), (b, kid_b), _ = rsa_keys
     jwks_mount.publish((a, kid_a), (b, kid_b))
     verifier = jwks_mount.verifier(check_interval=0.05)
-    token_b = crypto.sign(b, claims(), kid_b)
+    token_b = sign(b, claims(), kid_b)
     assert verifier.verify(token_b)["sub"] == "alice"
     assert sample(registry, "jwt_keys_loaded", kid=kid_b) == 1
 
@@ -213,7 +217,7 @@ def test_revoked_kid_is_refused_once_the_jwks_drops_it(
     assert registry.get_sample_value("jwt_keys_loaded", {"kid": kid_b}) is None
     assert sample(registry, "jwt_keys_loaded", kid=kid_a) == 1
     assert validations(registry, "unknown_kid", kid_b) >= 1
-    assert verifier.verify(crypto.sign(a, claims(), kid_a))["sub"] == "alice"
+    assert verifier.verify(sign(a, claims(), kid_a))["sub"] == "alice"
 
 
 def test_check_interval_bounds_how_often_the_file_is_looked_at(rsa_keys: Keys, jwks_mount: JwksMount) -> None:
@@ -221,7 +225,7 @@ def test_check_interval_bounds_how_often_the_file_is_looked_at(rsa_keys: Keys, j
     jwks_mount.publish((a, kid_a), (b, kid_b))
     verifier = jwks_mount.verifier(check_interval=3600)
     jwks_mount.publish((a, kid_a))
-    token_b = crypto.sign(b, claims(), kid_b)
+    token_b = sign(b, claims(), kid_b)
     # Within the interval a known kid is served from memory; refresh() looks now.
     assert verifier.verify(token_b)["sub"] == "alice"
     verifier.refresh()
@@ -254,7 +258,7 @@ def test_broken_jwks_keeps_the_previous_keys(
     (a, kid_a), (b, kid_b), _ = rsa_keys
     jwks_mount.publish((a, kid_a))
     verifier = jwks_mount.verifier(check_interval=0)
-    token_a = crypto.sign(a, claims(), kid_a)
+    token_a = sign(a, claims(), kid_a)
     for broken in ('{"keys": [', '{"no": "keys"}', "[]"):
         jwks_mount.write(broken)
         assert verifier.verify(token_a)["sub"] == "alice"
@@ -289,7 +293,7 @@ def test_concurrent_verification_during_swaps_never_fails(rsa_keys: Keys, jwks_m
     (a, kid_a), (b, kid_b), (c, kid_c) = rsa_keys
     jwks_mount.publish((a, kid_a))
     verifier = jwks_mount.verifier(check_interval=0)
-    token_a = crypto.sign(a, claims(), kid_a)
+    token_a = sign(a, claims(), kid_a)
     stop = threading.Event()
     failures: list[BaseException] = []
     counts = [0]
@@ -327,11 +331,11 @@ def test_algorithm_confusion_with_the_public_key_as_hmac_secret_is_refused(
 ) -> None:
     (a, kid_a), _, _ = rsa_keys
     verifier = JwksVerifier.from_jwks(jwks_text((a, kid_a)), metrics=metrics)
-    public_pem = crypto.public_pem(a).encode()
-    forged = forge({"alg": "HS256", "typ": "JWT", "kid": kid_a}, claims(), public_pem)
+    spki_pem = public_pem(a).encode()
+    forged = forge({"alg": "HS256", "typ": "JWT", "kid": kid_a}, claims(), spki_pem)
     # The forgery is a correct HS256 token for that "secret" (checked with the stdlib) ...
     head, payload, sig = forged.split(".")
-    expected = hmac.new(public_pem, f"{head}.{payload}".encode(), hashlib.sha256).digest()
+    expected = hmac.new(spki_pem, f"{head}.{payload}".encode(), hashlib.sha256).digest()
     assert b64url(expected) == sig
     # ... and refused because the kid's key is pinned to RS256.
     with pytest.raises(VerificationError) as info:
@@ -369,7 +373,7 @@ def test_unknown_and_missing_kids_are_refused_and_counted(
     (a, kid_a), (b, kid_b), _ = rsa_keys
     verifier = JwksVerifier.from_jwks(jwks_text((a, kid_a)), metrics=metrics)
     for _ in range(3):
-        assert outcome(verifier, crypto.sign(b, claims(), kid_b)) is ValidationReason.UNKNOWN_KID
+        assert outcome(verifier, sign(b, claims(), kid_b)) is ValidationReason.UNKNOWN_KID
     assert validations(registry, "unknown_kid", kid_b) == 3
     no_kid = jwt.encode(claims(), a.key, algorithm="RS256")
     assert outcome(verifier, no_kid) is ValidationReason.MISSING_KID
@@ -387,20 +391,20 @@ def test_claim_failures_have_their_own_reasons(
     now = int(time.time())
     ok = {"iss": "auth", "aud": "api", "sub": "alice", "iat": now, "exp": now + 60}
     cases: list[tuple[str, ValidationReason]] = [
-        (crypto.sign(a, ok, kid_a), ValidationReason.OK),
-        (crypto.sign(a, {**ok, "exp": now - 10}, kid_a), ValidationReason.EXPIRED),
-        (crypto.sign(a, {**ok, "nbf": now + 600}, kid_a), ValidationReason.NOT_YET_VALID),
-        (crypto.sign(a, {**ok, "aud": "other"}, kid_a), ValidationReason.BAD_AUDIENCE),
-        (crypto.sign(a, {**ok, "iss": "evil"}, kid_a), ValidationReason.BAD_ISSUER),
-        (crypto.sign(a, {k: v for k, v in ok.items() if k != "exp"}, kid_a), ValidationReason.MISSING_CLAIM),
-        (crypto.sign(b, ok, kid_a), ValidationReason.BAD_SIGNATURE),  # right kid, wrong key
+        (sign(a, ok, kid_a), ValidationReason.OK),
+        (sign(a, {**ok, "exp": now - 10}, kid_a), ValidationReason.EXPIRED),
+        (sign(a, {**ok, "nbf": now + 600}, kid_a), ValidationReason.NOT_YET_VALID),
+        (sign(a, {**ok, "aud": "other"}, kid_a), ValidationReason.BAD_AUDIENCE),
+        (sign(a, {**ok, "iss": "evil"}, kid_a), ValidationReason.BAD_ISSUER),
+        (sign(a, {k: v for k, v in ok.items() if k != "exp"}, kid_a), ValidationReason.MISSING_CLAIM),
+        (sign(b, ok, kid_a), ValidationReason.BAD_SIGNATURE),  # right kid, wrong key
         ("not.a.token", ValidationReason.MALFORMED),
         ("garbage", ValidationReason.MALFORMED),
-        (crypto.sign(a, {**ok, "sub": 42}, kid_a), ValidationReason.INVALID_CLAIMS),
+        (sign(a, {**ok, "sub": 42}, kid_a), ValidationReason.INVALID_CLAIMS),
     ]
     for token, want in cases:
         assert outcome(verifier, token) is (None if want is ValidationReason.OK else want)
-    tampered = crypto.sign(a, ok, kid_a)
+    tampered = sign(a, ok, kid_a)
     head, _, sig = tampered.split(".")
     tampered = f"{head}.{b64url(json.dumps({**ok, 'sub': 'mallory'}).encode())}.{sig}"
     assert outcome(verifier, tampered) is ValidationReason.BAD_SIGNATURE
@@ -418,7 +422,7 @@ def test_health_style_checks_can_skip_the_metric(
 ) -> None:
     (a, kid_a), _, _ = rsa_keys
     verifier = JwksVerifier.from_jwks(jwks_text((a, kid_a)), metrics=metrics)
-    verifier.verify(crypto.sign(a, claims(), kid_a), record=False)
+    verifier.verify(sign(a, claims(), kid_a), record=False)
     with pytest.raises(VerificationError):
         verifier.verify("x.y.z", record=False)
     assert validations(registry, "ok", kid_a) == 0
@@ -430,17 +434,17 @@ def test_unsafe_jwks_entries_are_never_used(metrics: ClientMetrics) -> None:
     (the whole document is refused: test_client_hostile.py)."""
     rsa_small = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 - on purpose
     small_jwk = jwt.algorithms.RSAAlgorithm.to_jwk(rsa_small.public_key(), as_dict=True)
-    es = crypto.generate("ES256")
-    es_jwk = crypto.public_jwk(es, "es")
-    rs = crypto.generate("RS256")
+    es = generate("ES256")
+    es_jwk = public_jwk(es, "es")
+    rs = generate("RS256")
     document = {
         "keys": [
-            {**crypto.public_jwk(rs, "no-alg"), "alg": None},
+            {**public_jwk(rs, "no-alg"), "alg": None},
             {**small_jwk, "kid": "small", "alg": "RS256"},
-            {**crypto.public_jwk(rs, "enc"), "use": "enc"},
+            {**public_jwk(rs, "enc"), "use": "enc"},
             {**es_jwk, "kid": "curve", "alg": "ES384"},
-            {**crypto.public_jwk(rs, "bell\x07"), "kid": "bell\x07"},
-            crypto.public_jwk(rs, "rs"),
+            {**public_jwk(rs, "bell\x07"), "kid": "bell\x07"},
+            public_jwk(rs, "rs"),
             es_jwk,
             es_jwk,
             "junk",
@@ -452,20 +456,20 @@ def test_unsafe_jwks_entries_are_never_used(metrics: ClientMetrics) -> None:
     for kid in ("no-alg", "small", "enc", "curve", "es"):
         assert f"kid {kid}" in described
     assert "entry 4 has a kid that is not printable" in described and "\x07" not in described
-    assert verifier.verify(crypto.sign(rs, claims(), "rs"))["sub"] == "alice"
-    assert outcome(verifier, crypto.sign(rs, claims(), "no-alg")) is ValidationReason.UNKNOWN_KID
+    assert verifier.verify(sign(rs, claims(), "rs"))["sub"] == "alice"
+    assert outcome(verifier, sign(rs, claims(), "no-alg")) is ValidationReason.UNKNOWN_KID
     empty = JwksVerifier.from_jwks({"keys": []}, metrics=metrics)
-    assert outcome(empty, crypto.sign(rs, claims(), "rs")) is ValidationReason.NO_KEYS
+    assert outcome(empty, sign(rs, claims(), "rs")) is ValidationReason.NO_KEYS
 
 
 def test_algorithm_allow_list(rsa_keys: Keys, metrics: ClientMetrics) -> None:
     (a, kid_a), _, _ = rsa_keys
-    es = crypto.generate("ES256")
+    es = generate("ES256")
     verifier = JwksVerifier.from_jwks(
         jwks_text((a, kid_a), (es, "es")), algorithms=["ES256"], metrics=metrics
     )
-    assert verifier.verify(crypto.sign(es, claims(), "es"))["sub"] == "alice"
-    assert outcome(verifier, crypto.sign(a, claims(), kid_a)) is ValidationReason.WRONG_ALG
+    assert verifier.verify(sign(es, claims(), "es"))["sub"] == "alice"
+    assert outcome(verifier, sign(a, claims(), kid_a)) is ValidationReason.WRONG_ALG
     for bad in (["HS256"], ["none"], ["RS256", "XX999"]):
         with pytest.raises(ValueError, match="cannot come from a JWKS"):
             JwksVerifier.from_jwks(jwks_text((a, kid_a)), algorithms=bad, metrics=metrics)
@@ -473,10 +477,10 @@ def test_algorithm_allow_list(rsa_keys: Keys, metrics: ClientMetrics) -> None:
 
 @pytest.mark.parametrize("alg", ["RS256", "PS384", "ES256", "ES512", "EdDSA"])
 def test_tokens_from_another_jose_library_verify(alg: str, metrics: ClientMetrics) -> None:
-    material = crypto.generate(alg)
-    kid = crypto.thumbprint(material)
+    material = generate(alg)
+    kid = thumbprint(material)
     token = jc_jwt.JWT(header={"alg": alg, "kid": kid}, claims=claims())
-    token.make_signed_token(jc_jwk.JWK(**crypto.private_jwk(material, kid)))
+    token.make_signed_token(jc_jwk.JWK(**private_jwk(material, kid)))
     verifier = JwksVerifier.from_jwks(jwks_text((material, kid)), metrics=metrics)
     assert verifier.verify(token.serialize())["sub"] == "alice"
 
@@ -489,12 +493,12 @@ def test_metric_names_labels_and_bounded_kid_cardinality(rsa_keys: Keys, registr
     (a, kid_a), (b, _), _ = rsa_keys
     verifier = JwksVerifier.from_jwks(jwks_text((a, kid_a)), metrics=metrics)
     for _ in range(5):
-        verifier.verify(crypto.sign(a, claims(), kid_a))
+        verifier.verify(sign(a, claims(), kid_a))
     for i in range(10):
         with pytest.raises(VerificationError):
-            verifier.verify(crypto.sign(b, claims(), f"forged-{i}"))
+            verifier.verify(sign(b, claims(), f"forged-{i}"))
     with pytest.raises(VerificationError):
-        verifier.verify(crypto.sign(b, claims(), "bad kid\nwith newline"))
+        verifier.verify(sign(b, claims(), "bad kid\nwith newline"))
     assert validations(registry, "ok", kid_a) == 5
     assert [validations(registry, "unknown_kid", f"forged-{i}") for i in range(4)] == [1, 1, 1, 0]
     assert validations(registry, "unknown_kid", "_other") == 7
@@ -544,7 +548,7 @@ def test_no_key_material_in_reprs_errors_logs_or_metrics(
     caplog.set_level(logging.DEBUG)
     (a, kid_a), _, _ = rsa_keys
     secret_new, secret_old = secrets.token_urlsafe(48), secrets.token_urlsafe(48)
-    pem = crypto.private_pem(a)
+    pem = private_pem(a)
     mount = tmp_path / "secret"
     kubelet_write(
         mount,
@@ -577,7 +581,7 @@ def test_no_key_material_in_reprs_errors_logs_or_metrics(
     haystack = "\n".join(texts)
     for needle in (secret_new, secret_old, secret_new[:10], pem_body[:40], pem_body[100:140]):
         assert needle not in haystack
-    assert crypto.private_jwk(a, kid_a)["d"][:20] not in haystack
+    assert private_jwk(a, kid_a)["d"][:20] not in haystack
 
 
 # ---------------------------------------------------------------------- HMAC accept-list
@@ -585,7 +589,7 @@ def test_no_key_material_in_reprs_errors_logs_or_metrics(
 
 @pytest.fixture
 def hs_secrets() -> dict[str, str]:
-    return {name: crypto.raw_secret(crypto.generate("HS256")) for name in ("old", "new", "next")}
+    return {name: raw_secret(generate("HS256")) for name in ("old", "new", "next")}
 
 
 def hs_token(secret: str, kid: str | None, alg: str = "HS256", **extra: Any) -> str:
@@ -705,7 +709,7 @@ def test_hmac_checks_the_algorithm_before_any_secret(
     assert verifier.verify(hs_token(new, "k"))["sub"] == "alice"
     assert outcome(verifier, hs_token(new + new, "k", alg="HS512")) is ValidationReason.WRONG_ALG
     (a, kid_a), _, _ = rsa_keys
-    assert outcome(verifier, crypto.sign(a, claims(), kid_a)) is ValidationReason.WRONG_ALG
+    assert outcome(verifier, sign(a, claims(), kid_a)) is ValidationReason.WRONG_ALG
     hs512 = HmacVerifier.from_secrets(new + new, algorithm="HS512", metrics=metrics)
     assert outcome(hs512, hs_token(new + new, None)) is ValidationReason.WRONG_ALG
     assert hs512.verify(hs_token(new + new, None, alg="HS512"))["sub"] == "alice"
@@ -716,7 +720,7 @@ def test_hmac_checks_the_algorithm_before_any_secret(
 
 
 def test_hmac_key_is_the_secret_text_not_its_decoding(metrics: ClientMetrics) -> None:
-    secret = crypto.raw_secret(crypto.generate("HS256"))
+    secret = raw_secret(generate("HS256"))
     verifier = HmacVerifier.from_secrets(secret, metrics=metrics)
     decoded = base64.urlsafe_b64decode(secret + "=" * (-len(secret) % 4))
     token_decoded = jwt.encode(claims(), decoded, algorithm="HS256")
@@ -762,19 +766,19 @@ def test_signer_follows_a_secret_swap_to_the_new_kid(
 ) -> None:
     (a, kid_a), (b, kid_b), _ = rsa_keys
     mount = tmp_path / "secret"
-    kubelet_write(mount, {"JWT_PRIVATE_KEY": crypto.private_pem(a), "JWT_KID": kid_a})
+    kubelet_write(mount, {"JWT_PRIVATE_KEY": private_pem(a), "JWT_KID": kid_a})
     signer = closing(Signer.from_dir(mount, "RS256", check_interval=0.05, metrics=metrics))
     token = signer.sign({"sub": "alice"}, expires_in=60)
     header = jwt.get_unverified_header(token)
     assert header["kid"] == kid_a and header["alg"] == "RS256"
-    assert independent_check(token, crypto.public_jwk(a, kid_a))["sub"] == "alice"
+    assert independent_check(token, public_jwk(a, kid_a))["sub"] == "alice"
     assert sample(registry, "jwt_signing_key", kid=kid_a) == 1
 
-    kubelet_write(mount, {"JWT_PRIVATE_KEY": crypto.private_pem(b), "JWT_KID": kid_b})
+    kubelet_write(mount, {"JWT_PRIVATE_KEY": private_pem(b), "JWT_KID": kid_b})
     wait_for(lambda: signer.kid == kid_b, DEADLINE, 0.02, "the signer to switch to kid b")
     token = signer.sign({"sub": "bob"}, expires_in=60)
     assert jwt.get_unverified_header(token)["kid"] == kid_b
-    claims_b = independent_check(token, crypto.public_jwk(b, kid_b))
+    claims_b = independent_check(token, public_jwk(b, kid_b))
     assert claims_b["sub"] == "bob" and claims_b["exp"] - claims_b["iat"] == 60
     assert registry.get_sample_value("jwt_signing_key", {"kid": kid_a}) is None
     assert sample(registry, "jwt_signing_key", kid=kid_b) == 1
@@ -784,9 +788,7 @@ def test_signer_never_pairs_a_key_with_another_keys_kid(
     tmp_path: Path, rsa_keys: Keys, metrics: ClientMetrics, closing: Any
 ) -> None:
     (a, kid_a), (b, kid_b), _ = rsa_keys
-    versions = [
-        {"JWT_PRIVATE_KEY": crypto.private_pem(m), "JWT_KID": kid} for m, kid in ((a, kid_a), (b, kid_b))
-    ]
+    versions = [{"JWT_PRIVATE_KEY": private_pem(m), "JWT_KID": kid} for m, kid in ((a, kid_a), (b, kid_b))]
     mount = tmp_path / "secret"
     kubelet_write(mount, versions[0])
     signer = closing(Signer.from_dir(mount, "RS256", check_interval=0, metrics=metrics))
@@ -839,10 +841,10 @@ def test_items_are_read_from_one_version_when_a_swap_lands_mid_read(
 def test_signer_with_an_encrypted_key_and_a_mounted_passphrase(
     tmp_path: Path, metrics: ClientMetrics, closing: Any
 ) -> None:
-    material = crypto.generate("ES384")
+    material = generate("ES384")
     passphrase = secrets.token_urlsafe(32).encode()
     mount, pass_mount = tmp_path / "secret", tmp_path / "passphrase"
-    kubelet_write(mount, {"JWT_PRIVATE_KEY": crypto.private_pem(material, passphrase), "JWT_KID": "bank_v7"})
+    kubelet_write(mount, {"JWT_PRIVATE_KEY": private_pem(material, passphrase), "JWT_KID": "bank_v7"})
     kubelet_write(pass_mount, {"passphrase": passphrase.decode()})
     with pytest.raises(KeySourceError, match="encrypted but no passphrase"):
         Signer.from_dir(mount, "ES384", metrics=metrics)
@@ -851,14 +853,14 @@ def test_signer_with_an_encrypted_key_and_a_mounted_passphrase(
             mount, "ES384", passphrase_file=pass_mount / "passphrase", check_interval=0, metrics=metrics
         )
     )
-    assert independent_check(signer.sign(claims()), crypto.public_jwk(material, "bank_v7"))["sub"] == "alice"
+    assert independent_check(signer.sign(claims()), public_jwk(material, "bank_v7"))["sub"] == "alice"
     # Rotated passphrase and re-encrypted key arrive in two swaps; the signer follows both.
     passphrase2 = secrets.token_urlsafe(32).encode()
     kubelet_write(pass_mount, {"passphrase": passphrase2.decode()})
-    kubelet_write(mount, {"JWT_PRIVATE_KEY": crypto.private_pem(material, passphrase2), "JWT_KID": "bank_v8"})
+    kubelet_write(mount, {"JWT_PRIVATE_KEY": private_pem(material, passphrase2), "JWT_KID": "bank_v8"})
     wait_for(lambda: signer.kid == "bank_v8", DEADLINE, 0.02, "re-encrypted key")
     # A keyset that switches encryption off keeps working with the passphrase still mounted.
-    kubelet_write(mount, {"JWT_PRIVATE_KEY": crypto.private_pem(material), "JWT_KID": "bank_v9"})
+    kubelet_write(mount, {"JWT_PRIVATE_KEY": private_pem(material), "JWT_KID": "bank_v9"})
     wait_for(lambda: signer.kid == "bank_v9", DEADLINE, 0.02, "unencrypted key")
 
 
@@ -871,7 +873,7 @@ def test_signer_hmac_and_thumbprint_kid(
     with pytest.raises(KeySourceError, match="JWT_KID is missing"):
         Signer.from_dir(mount, "HS256", metrics=metrics)
     signer = Signer.from_dir(mount, "HS256", kid_item=None, metrics=metrics)
-    assert signer.kid == secret_thumbprint(new) == crypto.thumbprint(crypto.load_raw_secret(new, "HS256"))
+    assert signer.kid == secret_thumbprint(new) == thumbprint(load_raw_secret(new, "HS256"))
     token = signer.sign(claims())
     jwk = {"kty": "oct", "k": b64url(new.encode()), "alg": "HS256"}
     assert independent_check(token, jwk)["sub"] == "alice"
@@ -885,7 +887,7 @@ def test_signer_refuses_a_key_that_does_not_fit_the_algorithm(
 ) -> None:
     (a, kid_a), _, _ = rsa_keys
     mount = tmp_path / "secret"
-    kubelet_write(mount, {"JWT_PRIVATE_KEY": crypto.private_pem(a), "JWT_KID": kid_a})
+    kubelet_write(mount, {"JWT_PRIVATE_KEY": private_pem(a), "JWT_KID": kid_a})
     with pytest.raises(KeySourceError, match="ES256 needs an EC"):
         Signer.from_dir(mount, "ES256", metrics=metrics)
     with pytest.raises(KeySourceError, match="signing key item PM__JWT__PRIVATE_KEY is missing"):
@@ -963,7 +965,7 @@ def test_jwks_url_is_cached_for_the_ttl_then_refetched(
     verifier = closing(
         JwksVerifier.from_url(jwks_server.url, cache_ttl=0.3, min_refetch_interval=0.1, metrics=metrics)
     )
-    token_a = crypto.sign(a, claims(), kid_a)
+    token_a = sign(a, claims(), kid_a)
     started = time.monotonic()
     for _ in range(20):
         verifier.verify(token_a)
@@ -976,7 +978,7 @@ def test_jwks_url_is_cached_for_the_ttl_then_refetched(
         0.05,
         "the TTL to expire and the new document to replace the old",
     )
-    assert verifier.verify(crypto.sign(b, claims(), kid_b))["sub"] == "alice"
+    assert verifier.verify(sign(b, claims(), kid_b))["sub"] == "alice"
     assert sample(registry, "jwt_key_reloads_total", source="jwks_url", result="success") >= 2
 
 
@@ -989,10 +991,10 @@ def test_jwks_url_unknown_kid_refetch_is_rate_limited(
     )
     assert jwks_server.count() == 1
     jwks_server.document = jwks_text((b, kid_b), (a, kid_a))
-    token_b = crypto.sign(b, claims(), kid_b)
+    token_b = sign(b, claims(), kid_b)
     # Right after a fetch an unknown kid does not trigger another one ...
     burst_started = time.monotonic()
-    refused = [outcome(verifier, crypto.sign(b, claims(), f"forged-{i}")) for i in range(50)]
+    refused = [outcome(verifier, sign(b, claims(), f"forged-{i}")) for i in range(50)]
     if time.monotonic() - burst_started < 0.5:
         assert jwks_server.count() == 1
     assert set(refused) == {ValidationReason.UNKNOWN_KID}
@@ -1000,7 +1002,7 @@ def test_jwks_url_unknown_kid_refetch_is_rate_limited(
     wait_for(lambda: outcome(verifier, token_b) is None, DEADLINE, 0.05, "refetch")
     fetched = jwks_server.count()
     for i in range(50):
-        outcome(verifier, crypto.sign(b, claims(), f"forged-{i}"))
+        outcome(verifier, sign(b, claims(), f"forged-{i}"))
     assert jwks_server.count() - fetched <= 1 + int((time.monotonic() - burst_started) / 0.5)
 
 
@@ -1012,7 +1014,7 @@ def test_jwks_url_keeps_serving_cached_keys_when_the_endpoint_fails(
         jwks_server.url, cache_ttl=0.05, min_refetch_interval=0.05, metrics=metrics
     )
     jwks_server.fail = True
-    token_a = crypto.sign(a, claims(), kid_a)
+    token_a = sign(a, claims(), kid_a)
 
     def verifies_through_failed_refetches() -> bool:
         assert verifier.verify(token_a)["sub"] == "alice"

@@ -29,9 +29,13 @@ from jwcrypto import jwk as jc_jwk
 from jwcrypto import jwt as jc_jwt
 
 from helpers import wait_for
-from keyturn import crypto
 from keyturn.client.hmac_verifier import secret_thumbprint
-from keyturn.crypto import KeyMaterial
+from keyturn.keys.generation import generate
+from keyturn.keys.jwk import public_jwk
+from keyturn.keys.material import KeyMaterial, raw_secret
+from keyturn.keys.pem import private_pem, public_pem
+from keyturn.keys.signing import sign
+from keyturn.keys.thumbprints import thumbprint
 from unit.test_client import jwks_text, kubelet_write
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,8 +129,8 @@ def start() -> Iterator[Any]:
 
 def secret_items(material: KeyMaterial, kid: str) -> dict[str, str]:
     return {
-        "JWT_PRIVATE_KEY": crypto.private_pem(material),
-        "JWT_PUBLIC_KEY": crypto.public_pem(material),
+        "JWT_PRIVATE_KEY": private_pem(material),
+        "JWT_PUBLIC_KEY": public_pem(material),
         "JWT_KID": kid,
     }
 
@@ -136,8 +140,8 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def test_app_rs256_endpoints_fault_injection_and_a_full_rotation(tmp_path: Path, start: Any) -> None:
-    a, b = crypto.generate("RS256"), crypto.generate("RS256")
-    kid_a, kid_b = crypto.thumbprint(a), crypto.thumbprint(b)
+    a, b = generate("RS256"), generate("RS256")
+    kid_a, kid_b = thumbprint(a), thumbprint(b)
     secret_dir, jwks_dir = tmp_path / "secret", tmp_path / "jwks"
     kubelet_write(secret_dir, secret_items(a, kid_a))
     kubelet_write(jwks_dir, {"jwks.json": jwks_text((a, kid_a))})
@@ -151,7 +155,7 @@ def test_app_rs256_endpoints_fault_injection_and_a_full_rotation(tmp_path: Path,
     status, issued = app.call("POST", "/token", {"sub": "carol", "ttl": 120})
     assert status == 200 and issued["kid"] == kid_a and issued["alg"] == "RS256"
     token = issued["token"]
-    checked = jc_jwt.JWT(jwt=token, key=jc_jwk.JWK(**crypto.public_jwk(a, kid_a)), algs=["RS256"])
+    checked = jc_jwt.JWT(jwt=token, key=jc_jwk.JWK(**public_jwk(a, kid_a)), algs=["RS256"])
     independent = json.loads(checked.claims)
     assert independent["sub"] == "carol" and independent["exp"] - independent["iat"] == 120
 
@@ -159,7 +163,7 @@ def test_app_rs256_endpoints_fault_injection_and_a_full_rotation(tmp_path: Path,
         status, answer = app.call("POST", "/verify", body, headers)
         assert (status, answer["valid"], answer["claims"]["sub"]) == (200, True, "carol")
     assert app.call("POST", "/verify", b"garbage")[1]["reason"] == "malformed"
-    foreign = crypto.sign(b, {"sub": "x", "exp": int(time.time()) + 60}, kid_b)
+    foreign = sign(b, {"sub": "x", "exp": int(time.time()) + 60}, kid_b)
     assert app.call("POST", "/verify", None, bearer(foreign)) == (
         401,
         {"valid": False, "reason": "unknown_kid", "kid": kid_b},
@@ -209,7 +213,7 @@ def test_app_rs256_endpoints_fault_injection_and_a_full_rotation(tmp_path: Path,
 
 
 def test_app_hs256_accept_list_and_grace(tmp_path: Path, start: Any) -> None:
-    old, new, nxt = (crypto.raw_secret(crypto.generate("HS256")) for _ in range(3))
+    old, new, nxt = (raw_secret(generate("HS256")) for _ in range(3))
     kid_old, kid_new, kid_next = (secret_thumbprint(s) for s in (old, new, nxt))
     secret_dir = tmp_path / "secret"
     items = {"JWT_SECRET": new, "JWT_KID": kid_new, "JWT_SECRET_NEXT": nxt}
@@ -276,7 +280,7 @@ def test_app_refuses_to_start_without_usable_keys(tmp_path: Path) -> None:
 
 
 def test_load_script_reports_and_stops_cleanly_on_sigint(tmp_path: Path, start: Any) -> None:
-    secret = crypto.raw_secret(crypto.generate("HS256"))
+    secret = raw_secret(generate("HS256"))
     kid = secret_thumbprint(secret)
     secret_dir = tmp_path / "secret"
     kubelet_write(secret_dir, {"JWT_SECRET": secret, "JWT_KID": kid})
@@ -350,7 +354,7 @@ def test_sync_projects_secret_and_jwks_like_the_kubelet(tmp_path: Path) -> None:
         (state / "secret-api.json").write_text(json.dumps({"kind": "Secret", "data": encoded}))
         (state / "configmap-api-jwks.json").write_text(json.dumps({"data": {"jwks.json": jwks}}))
 
-    a = crypto.generate("ES256")
+    a = generate("ES256")
     publish(secret_items(a, "a"), jwks_text((a, "a")))
     secret_dir, jwks_dir = tmp_path / "secret", tmp_path / "jwks"
     base = [sys.executable, str(SYNC), "--keyset", "api", "--kubectl", str(kubectl)]
@@ -372,7 +376,7 @@ def test_sync_projects_secret_and_jwks_like_the_kubelet(tmp_path: Path) -> None:
 
     running = subprocess.Popen([*base, *dirs, "--interval", "0.05"], stdout=subprocess.PIPE, env=clean_env())
     try:
-        b = crypto.generate("ES256")
+        b = generate("ES256")
         publish(secret_items(b, "b"), jwks_text((a, "a"), (b, "b")))
         wait_for(lambda: (secret_dir / "JWT_KID").read_text() == "b", DEADLINE, 0.05, "the new kid")
         wait_for(

@@ -22,11 +22,15 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from helpers import wait_for
-from keyturn import crypto
 from keyturn.client import ClientMetrics, JwksVerifier, KeySourceError, ValidationReason, project
 from keyturn.client.errors import LeakedKeyError
 from keyturn.client.jwks import MAX_DOCUMENT_BYTES, PRIVATE_MEMBERS, parse_jwks
-from keyturn.crypto import KeyMaterial
+from keyturn.keys.algorithms import is_symmetric
+from keyturn.keys.generation import generate
+from keyturn.keys.jwk import private_jwk, public_jwk
+from keyturn.keys.material import KeyMaterial
+from keyturn.keys.signing import sign
+from keyturn.keys.thumbprints import thumbprint
 from unit.test_client import DEADLINE, claims, jwks_text, kubelet_write, outcome, sample
 
 # ---------------------------------------------------------------------- fixtures
@@ -34,8 +38,8 @@ from unit.test_client import DEADLINE, claims, jwks_text, kubelet_write, outcome
 
 @pytest.fixture(scope="module")
 def keys() -> list[tuple[KeyMaterial, str]]:
-    made = [crypto.generate("ES256") for _ in range(3)]
-    return [(k, crypto.thumbprint(k)) for k in made]
+    made = [generate("ES256") for _ in range(3)]
+    return [(k, thumbprint(k)) for k in made]
 
 
 @pytest.fixture
@@ -50,8 +54,8 @@ def metrics(registry: CollectorRegistry) -> ClientMetrics:
 
 def leaked(material: KeyMaterial, kid: str, *members: str) -> dict[str, Any]:
     """The public JWK with private members added (the real ones where the key has them)."""
-    private = crypto.private_jwk(material, kid) if not crypto.is_symmetric(material.algorithm) else {}
-    return {**crypto.public_jwk(material, kid), **{m: private.get(m, "AQAB") for m in members}}
+    private = private_jwk(material, kid) if not is_symmetric(material.algorithm) else {}
+    return {**public_jwk(material, kid), **{m: private.get(m, "AQAB") for m in members}}
 
 
 # ---------------------------------------------------------------------- private material
@@ -62,13 +66,13 @@ def test_a_jwks_with_a_private_member_is_refused_as_a_whole(
     member: str, keys: list[tuple[KeyMaterial, str]]
 ) -> None:
     (a, kid_a), (b, kid_b), _ = keys
-    document = {"keys": [crypto.public_jwk(a, kid_a), leaked(b, kid_b, member)]}
+    document = {"keys": [public_jwk(a, kid_a), leaked(b, kid_b, member)]}
     with pytest.raises(LeakedKeyError) as info:
         parse_jwks(json.dumps(document))
     assert isinstance(info.value, KeySourceError)
     assert f"kid {kid_b}: {member}" in str(info.value)
-    assert kid_b in info.value.ids and crypto.thumbprint(b) in info.value.ids and kid_a not in info.value.ids
-    private_d = crypto.private_jwk(b, kid_b)["d"]
+    assert kid_b in info.value.ids and thumbprint(b) in info.value.ids and kid_a not in info.value.ids
+    private_d = private_jwk(b, kid_b)["d"]
     assert private_d not in str(info.value)
 
 
@@ -93,29 +97,27 @@ def test_a_leak_withdraws_the_key_from_what_was_loaded_before_and_for_good(
     mount = tmp_path / "jwks"
     kubelet_write(mount, {"jwks.json": jwks_text((a, kid_a), (b, kid_b))})
     verifier = JwksVerifier.from_file(mount / "jwks.json", check_interval=0, metrics=metrics)
-    token_a, token_b = crypto.sign(a, claims(), kid_a), crypto.sign(b, claims(), kid_b)
+    token_a, token_b = sign(a, claims(), kid_a), sign(b, claims(), kid_b)
     assert verifier.verify(token_a) and verifier.verify(token_b)
 
     # b's private key is published: the document is refused, and b is no longer trusted even
     # though the keys loaded before (which are kept otherwise) hold its public part.
-    leak = {"keys": [crypto.public_jwk(c, kid_c), crypto.public_jwk(a, kid_a), leaked(b, kid_b, "d")]}
+    leak = {"keys": [public_jwk(c, kid_c), public_jwk(a, kid_a), leaked(b, kid_b, "d")]}
     kubelet_write(mount, {"jwks.json": json.dumps(leak)})
     with pytest.raises(LeakedKeyError):
         verifier.refresh()
     assert outcome(verifier, token_b) is ValidationReason.UNKNOWN_KID
     assert verifier.verify(token_a)["sub"] == "alice"
-    assert outcome(verifier, crypto.sign(c, claims(), kid_c)) is ValidationReason.UNKNOWN_KID, "doc refused"
+    assert outcome(verifier, sign(c, claims(), kid_c)) is ValidationReason.UNKNOWN_KID, "doc refused"
     assert registry.get_sample_value("jwt_keys_loaded", {"kid": kid_b}) is None
     assert sample(registry, "jwt_key_reloads_total", source="jwks_file", result="failure") >= 1
     assert f"kid {kid_b} withdrawn" in verifier.describe()
 
     # A clean document that still lists b (or the same key under another kid) does not bring it back.
-    again = {
-        "keys": [crypto.public_jwk(c, kid_c), crypto.public_jwk(b, kid_b), crypto.public_jwk(b, "b-again")]
-    }
+    again = {"keys": [public_jwk(c, kid_c), public_jwk(b, kid_b), public_jwk(b, "b-again")]}
     kubelet_write(mount, {"jwks.json": json.dumps(again)})
     wait_for(lambda: verifier.kids == (kid_c,), DEADLINE, 0.02, "the clean document, without b")
-    assert outcome(verifier, crypto.sign(b, claims(), "b-again")) is ValidationReason.UNKNOWN_KID
+    assert outcome(verifier, sign(b, claims(), "b-again")) is ValidationReason.UNKNOWN_KID
     verifier.close()
 
 
@@ -132,7 +134,7 @@ def test_a_leak_under_another_kid_withdraws_the_same_key(
         with pytest.raises(LeakedKeyError, match="kid renamed: d, p, q"):
             verifier.refresh()
         assert verifier.kids == (kid_b,)
-        assert outcome(verifier, crypto.sign(a, claims(), kid_a)) is ValidationReason.UNKNOWN_KID
+        assert outcome(verifier, sign(a, claims(), kid_a)) is ValidationReason.UNKNOWN_KID
         verifier.close()
     finally:
         server.close()
@@ -169,7 +171,7 @@ def test_hostile_documents_are_a_key_source_error(document: str | bytes) -> None
 
 def test_wrong_types_at_every_level_are_skipped_and_named(keys: list[tuple[KeyMaterial, str]]) -> None:
     (a, kid_a), _, _ = keys
-    good = crypto.public_jwk(a, kid_a)
+    good = public_jwk(a, kid_a)
     entries: list[Any] = [
         None,
         [good],

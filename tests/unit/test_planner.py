@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from keyturn import keygen
 from keyturn.domain import jwks, record
 from keyturn.domain.model import AnalysisResult, KeyState, Operation, Ring, Trigger
 from keyturn.domain.planner import Emergency, Observations, Requests, plan
 from keyturn.domain.reasons import Reason
 from keyturn.domain.spec import Revocation, Spec
+from keyturn.keys import new_keys
 from planning import spec, step, violations
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -371,7 +371,7 @@ def test_revoked_kids_of_a_keyset_starting_over_are_a_deny_list_not_a_stall() ->
 
 def test_template_kids_skip_serials_whose_kid_was_revoked() -> None:
     template = spec(algorithm="ES256", kid={"strategy": "Template", "template": "{date}_v{n}_prod"})
-    made = keygen.generate(
+    made = new_keys.generate(
         template,
         first_serial=1,
         count=2,

@@ -9,8 +9,8 @@
 - every verification is counted in `jwt_validations_total{result,reason,kid}`, the metric the
   JwtKeySet's analysis gate reads after each activation (see `keyturn.client.metrics`).
 
-Only `cryptography`, PyJWT and prometheus-client are needed (plus keyturn.crypto); nothing here
-talks to Kubernetes. All objects are thread-safe. Key material never appears in a repr, a log
+Only `cryptography`, PyJWT and prometheus-client are needed (plus keyturn.keys, which needs no more);
+nothing here talks to Kubernetes. All objects are thread-safe. Key material never appears in a repr, a log
 line, an exception or a metric. Guide: docs/client.md.
 """
 

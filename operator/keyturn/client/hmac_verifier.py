@@ -28,13 +28,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, Unpack
 
-from keyturn import crypto
 from keyturn.client.errors import KeySourceError, VerificationError
 from keyturn.client.file_source import FileSource
 from keyturn.client.reasons import ValidationReason
 from keyturn.client.sources import KeySource, StaticSource
 from keyturn.client.tokens import ClaimRules, decode, read_header, refuse
 from keyturn.client.verifier_base import BaseVerifier, VerifierOptions
+from keyturn.keys.thumbprints import thumbprint
 
 __all__ = ["HMAC_ALGORITHMS", "HmacSnapshot", "HmacVerifier"]
 
@@ -75,7 +75,7 @@ class HmacSnapshot:
 def secret_thumbprint(secret: str) -> str:
     """The kid Keyturn's Thumbprint strategy gives this secret (RFC 7638 over the oct JWK)."""
     k = base64.urlsafe_b64encode(secret.encode("utf-8")).rstrip(b"=").decode("ascii")
-    return crypto.thumbprint({"kty": "oct", "k": k})
+    return thumbprint({"kty": "oct", "k": k})
 
 
 def build_snapshot(

@@ -27,13 +27,15 @@ from typing import Any, Final
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ed448, rsa
 
-from keyturn import crypto
 from keyturn.client.errors import KeySourceError, LeakedKeyError, printable_kid
+from keyturn.keys import thumbprints
+from keyturn.keys.algorithms import ALGORITHMS, is_symmetric
+from keyturn.keys.jwk import public_key_from_jwk
 
 __all__ = ["ASYMMETRIC_ALGORITHMS", "MAX_DOCUMENT_BYTES", "JwksSnapshot", "PublicKey", "parse_jwks"]
 
 # What a JWKS can pin a key to: every algorithm Keyturn knows except the symmetric HS*.
-ASYMMETRIC_ALGORITHMS: Final = tuple(alg for alg in crypto.ALGORITHMS if not crypto.is_symmetric(alg))
+ASYMMETRIC_ALGORITHMS: Final = tuple(alg for alg in ALGORITHMS if not is_symmetric(alg))
 # RFC 7518 private members (RSA, EC/OKP `d`) and the symmetric key itself (`k`).
 PRIVATE_MEMBERS: Final = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 MIN_RSA_BITS: Final = 2048
@@ -125,7 +127,7 @@ def parse_jwks(document: bytes | str | Mapping[str, Any]) -> JwksSnapshot:
             continue
         try:
             alg, key = _public_key(entry)
-            thumbprint = crypto.thumbprint(entry)
+            thumbprint = thumbprints.thumbprint(entry)
         except ValueError as exc:
             problems.append(f"kid {printable_kid(kid)}: {exc}")
             continue
@@ -171,7 +173,7 @@ def _refuse_leaks(entries: list[object]) -> None:
         if named:
             ids.add(str(kid))
         with contextlib.suppress(ValueError):  # no usable public members: the kid is all there is
-            ids.add(crypto.thumbprint(entry))
+            ids.add(thumbprints.thumbprint(entry))
     if leaks:
         raise LeakedKeyError(
             f"JWKS publishes private key material ({'; '.join(leaks)}): anyone who read it can sign "
@@ -183,7 +185,7 @@ def _refuse_leaks(entries: list[object]) -> None:
 def _public_key(jwk: Mapping[str, Any]) -> tuple[str, Any]:
     """The pinned algorithm and public key of one JWK (messages never echo members).
 
-    The JWKS-specific refusals come first; keyturn.crypto then checks kty, curve and members
+    The JWKS-specific refusals come first; keyturn.keys.jwk then checks kty, curve and members
     exactly as it does for the keys Keyturn publishes.
     """
     if jwk.get("use", "sig") != "sig":
@@ -195,7 +197,7 @@ def _public_key(jwk: Mapping[str, Any]) -> tuple[str, Any]:
         raise ValueError(f"unsupported alg {alg[:16]!r}")
     if alg == "EdDSA" and jwk.get("crv") == "Ed448":
         return alg, _ed448_key(jwk)
-    key = crypto.public_key_from_jwk(jwk, alg)
+    key = public_key_from_jwk(jwk, alg)
     if isinstance(key, rsa.RSAPublicKey) and not MIN_RSA_BITS <= key.key_size <= MAX_RSA_BITS:
         raise ValueError(
             f"RSA key of {key.key_size} bits; between {MIN_RSA_BITS} and {MAX_RSA_BITS} are accepted"
@@ -204,7 +206,7 @@ def _public_key(jwk: Mapping[str, Any]) -> tuple[str, Any]:
 
 
 def _ed448_key(jwk: Mapping[str, Any]) -> ed448.Ed448PublicKey:
-    """keyturn.crypto knows only Ed25519, the curve Keyturn generates, but a JWKS from another
+    """keyturn.keys knows only Ed25519, the curve Keyturn generates, but a JWKS from another
     issuer (`from_url`) may publish Ed448 keys, and verifiers relying on them must keep working."""
     if jwk.get("kty") != "OKP":
         raise ValueError("EdDSA needs kty OKP")

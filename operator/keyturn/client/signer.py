@@ -16,13 +16,17 @@ from typing import Any
 
 import jwt
 
-from keyturn import crypto
 from keyturn.client import mounts
 from keyturn.client.errors import KeySourceError
 from keyturn.client.file_source import FileSource
 from keyturn.client.holder import KeyHolder
 from keyturn.client.metrics import ClientMetrics
 from keyturn.client.sources import KeySource, StaticSource
+from keyturn.keys.algorithms import is_symmetric
+from keyturn.keys.jwk import public_jwk
+from keyturn.keys.material import KeyMaterial, load_raw_secret
+from keyturn.keys.pem import is_encrypted_pem, load_private_pem
+from keyturn.keys.thumbprints import thumbprint
 
 __all__ = ["Signer", "SigningKey"]
 
@@ -33,7 +37,7 @@ _RESERVED_HEADERS = frozenset({"alg", "kid"})
 class SigningKey:
     """The key that signs right now and its kid (material redacted from every repr)."""
 
-    material: crypto.KeyMaterial
+    material: KeyMaterial
     kid: str
 
     @property
@@ -58,14 +62,14 @@ def load_signing_key(
     if not key_text:
         raise KeySourceError(f"{where}: the signing key item is missing or empty")
     try:
-        if crypto.is_symmetric(algorithm):
-            material = crypto.load_raw_secret(key_text, algorithm)
+        if is_symmetric(algorithm):
+            material = load_raw_secret(key_text, algorithm)
         else:
             # A keyset can switch encryption off; the passphrase is then simply not needed.
-            secret = passphrase if crypto.is_encrypted_pem(key_text) else None
-            material = crypto.load_private_pem(key_text, secret, algorithm)
-        kid = kid_text.strip() if kid_text is not None else crypto.thumbprint(material)
-    except ValueError as exc:  # keyturn.crypto's messages never contain key material
+            secret = passphrase if is_encrypted_pem(key_text) else None
+            material = load_private_pem(key_text, secret, algorithm)
+        kid = kid_text.strip() if kid_text is not None else thumbprint(material)
+    except ValueError as exc:  # keyturn.keys' messages never contain key material
         raise KeySourceError(f"{where}: {exc}") from None
     if not kid:
         raise KeySourceError(f"{where}: the kid item is empty")
@@ -73,7 +77,7 @@ def load_signing_key(
 
 
 def _default_key_item(algorithm: str) -> str:
-    return "JWT_SECRET" if crypto.is_symmetric(algorithm) else "JWT_PRIVATE_KEY"
+    return "JWT_SECRET" if is_symmetric(algorithm) else "JWT_PRIVATE_KEY"
 
 
 def _publish_signing(metrics: ClientMetrics, owner: object, key: SigningKey) -> None:
@@ -210,4 +214,4 @@ class Signer(KeyHolder[SigningKey]):
     def public_jwk(self) -> dict[str, str]:
         """The current key's public JWK (asymmetric only): handy for self-checks and tests."""
         key = self._source.get()
-        return crypto.public_jwk(key.material, key.kid)
+        return public_jwk(key.material, key.kid)

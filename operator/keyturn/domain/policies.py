@@ -147,7 +147,7 @@ def revoked_kids_known(inputs: Inputs) -> Iterator[Violation]:
     spec, ring = inputs.spec, inputs.ring
     if spec is None or not isinstance(ring, Ring) or not ring.keys:
         # A keyset starting over (new, or its Secret lost) cannot know old kids: the list is then only
-        # a deny-list for new kids (see keygen), not a typo to stop for.
+        # a deny-list for new kids (see keys/new_keys.py), not a typo to stop for.
         return
     unknown = [r.kid for r in spec.revoked if not ring.known(r.kid)]
     if unknown:

@@ -32,7 +32,7 @@ FORMAT_VERSION = 1
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 MAX_SERIAL = 2**53  # what a JSON number holds exactly everywhere
-# Kids become Secret data keys (key.<kid>.pem): the shape keygen and the CRD allow.
+# Kids become Secret data keys (key.<kid>.pem): the shape keys/kid_templates.py and the CRD allow.
 _KID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 E = TypeVar("E", bound=StrEnum)
 

@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from keyturn import crypto, keygen, secret_render
 from keyturn.adapters.keysets import owner_reference
 from keyturn.adapters.secrets import SecretWrite
 from keyturn.domain import jwks, record
@@ -23,6 +22,8 @@ from keyturn.domain.model import FreshKey, Ring
 from keyturn.domain.reasons import Reason
 from keyturn.domain.spec import DeletionPolicy, Spec
 from keyturn.executor.ports import ConfigMapPort, SecretPort
+from keyturn.keys import new_keys, secret_data
+from keyturn.keys.algorithms import is_symmetric
 
 log = logging.getLogger("keyturn")
 
@@ -38,7 +39,7 @@ async def fresh_keys(
     """Generate and self-test `count` keys off the event loop; their material goes into `stored`."""
     taken = {k.kid for k in ring.keys} | set(ring.revoked_kids) | {r.kid for r in spec.revoked}
     generated = await asyncio.to_thread(
-        keygen.generate,
+        new_keys.generate,
         spec,
         first_serial=ring.serial + 1,
         count=count,
@@ -47,7 +48,7 @@ async def fresh_keys(
         taken=taken,
     )
     for item in generated:
-        stored[material_item(item.fresh.kid, crypto.is_symmetric(item.fresh.algorithm))] = item.stored
+        stored[material_item(item.fresh.kid, is_symmetric(item.fresh.algorithm))] = item.stored
     return [g.fresh for g in generated]
 
 
@@ -67,7 +68,7 @@ class Writer:
         lenient: bool,
     ) -> bool:
         """Write the Secret if it differs from what the ring renders; True when it was written."""
-        data = secret_render.render(spec, ring, stored, lenient=lenient)
+        data = secret_data.render(spec, ring, stored, lenient=lenient)
         text = record.dumps(ring)
         owner = _owner(obj, spec)
         owner_uids = (owner["uid"],) if owner else ()

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from keyturn import crypto, failpoints, metrics, secret_render
+from keyturn import failpoints, metrics
 from keyturn.adapters.configmaps import ConfigMaps
 from keyturn.adapters.events import Events
 from keyturn.adapters.keysets import Keysets
@@ -39,6 +39,8 @@ from keyturn.executor.apply import Writer, fresh_keys
 from keyturn.executor.gather import Gathered, Gatherer
 from keyturn.executor.ports import Clock, ConfigMapPort, EventPort, KeysetPort, RolloutPort, SecretPort
 from keyturn.executor.report import Reporter
+from keyturn.keys.secret_data import MissingMaterial
+from keyturn.keys.self_test import KeySelfTestError
 from keyturn.rollout import RolloutResult, Rollouts
 
 log = logging.getLogger("keyturn")
@@ -130,7 +132,7 @@ class Executor:
                 the_plan = plan(spec, ring, now, inputs.requests, observed, fresh, mode=mode)
                 if the_plan.needs_fresh:
                     raise RuntimeError("the planner asked for more fresh keys than it counted")  # a bug
-            except (ValueError, RuntimeError, crypto.KeySelfTestError) as exc:  # messages carry no material
+            except (ValueError, RuntimeError, KeySelfTestError) as exc:  # messages carry no material
                 violations.append(
                     Violation.of(Reason.KEY_GENERATION_FAILED, f"generating a key failed: {exc}")
                 )
@@ -145,7 +147,7 @@ class Executor:
             wrote = await self.writer.write_secret(
                 gathered.obj, spec, the_plan.ring, secret, stored, lenient=mode is PlanMode.EMERGENCY
             )
-        except secret_render.MissingMaterial as exc:  # the checks should have seen it; never crash on it
+        except MissingMaterial as exc:  # the checks should have seen it; never crash on it
             violations.append(
                 Violation.of(
                     Reason.SECRET_CORRUPT, f"{exc}; restore the Secret from a backup, or revoke that kid"

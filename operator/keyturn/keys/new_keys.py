@@ -1,4 +1,4 @@
-"""Fresh keys for the planner: generated, named, self-tested and serialized for the Secret.
+"""New keys for the ring (domain `FreshKey`s): generated, named, self-tested and serialized for the Secret.
 
 Blocking (RSA-4096 takes up to a second), so the executor runs it in a worker thread.
 """
@@ -8,9 +8,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from keyturn import crypto
 from keyturn.domain.model import FreshKey
 from keyturn.domain.spec import KidStrategy, Spec
+from keyturn.keys import generation
+from keyturn.keys.algorithms import is_symmetric
+from keyturn.keys.jwk import public_jwk
+from keyturn.keys.kid_templates import render_kid_template
+from keyturn.keys.material import KeyMaterial, raw_secret
+from keyturn.keys.pem import private_pem
+from keyturn.keys.self_test import self_test
+from keyturn.keys.thumbprints import secret_fingerprint, thumbprint
+
+__all__ = ["MAX_SERIAL_SKIPS", "Generated", "generate"]
 
 MAX_SERIAL_SKIPS = 1000
 
@@ -37,7 +46,9 @@ def generate(
     out: list[Generated] = []
     serial = first_serial - 1
     for _ in range(count):
-        material = crypto.generate(spec.algorithm, key_size=spec.key_size, secret_length=spec.secret_length)
+        material = generation.generate(
+            spec.algorithm, key_size=spec.key_size, secret_length=spec.secret_length
+        )
         for _attempt in range(MAX_SERIAL_SKIPS):
             serial += 1
             kid = _kid(spec, material, serial, now)
@@ -45,18 +56,18 @@ def generate(
                 break
         else:
             raise ValueError(f"no unused kid after {MAX_SERIAL_SKIPS} serials; check kid.template")
-        crypto.self_test(material, kid)
+        self_test(material, kid)
         taken.add(kid)
-        symmetric = crypto.is_symmetric(spec.algorithm)
-        stored = crypto.raw_secret(material) if symmetric else crypto.private_pem(material, passphrase)
+        symmetric = is_symmetric(spec.algorithm)
+        stored = raw_secret(material) if symmetric else private_pem(material, passphrase)
         out.append(
             Generated(
                 FreshKey(
                     kid=kid,
                     algorithm=spec.algorithm,
                     serial=serial,
-                    public_jwk=None if symmetric else crypto.public_jwk(material, kid),
-                    fingerprint=crypto.secret_fingerprint(material),
+                    public_jwk=None if symmetric else public_jwk(material, kid),
+                    fingerprint=secret_fingerprint(material),
                 ),
                 stored,
             )
@@ -64,9 +75,9 @@ def generate(
     return out
 
 
-def _kid(spec: Spec, material: crypto.KeyMaterial, serial: int, now: datetime) -> str:
+def _kid(spec: Spec, material: KeyMaterial, serial: int, now: datetime) -> str:
     if spec.kid_strategy is KidStrategy.TEMPLATE and spec.kid_template:
-        return crypto.render_kid_template(
+        return render_kid_template(
             spec.kid_template, now=now, n=serial, name=spec.name, namespace=spec.namespace
         )
-    return crypto.thumbprint(material)
+    return thumbprint(material)

@@ -10,10 +10,15 @@ import json
 from collections.abc import Mapping
 from functools import lru_cache
 
-from keyturn import crypto
 from keyturn.domain.layout import material_item, placements
 from keyturn.domain.model import Key, Ring
 from keyturn.domain.spec import Spec
+from keyturn.keys.algorithms import is_symmetric
+from keyturn.keys.jwk import private_jwk
+from keyturn.keys.material import KeyMaterial, load_raw_secret
+from keyturn.keys.pem import load_private_pem, public_pem_from_jwk
+
+__all__ = ["MissingMaterial", "render"]
 
 
 class MissingMaterial(RuntimeError):
@@ -31,7 +36,7 @@ def render(spec: Spec, ring: Ring, stored: Mapping[str, str], *, lenient: bool =
     missing: set[str] = set()
     for key in ring.keys:
         if key.has_material:
-            item = material_item(key.kid, crypto.is_symmetric(key.algorithm))
+            item = material_item(key.kid, is_symmetric(key.algorithm))
             if item in stored:
                 data[item] = stored[item]
             elif lenient:
@@ -49,7 +54,7 @@ def render(spec: Spec, ring: Ring, stored: Mapping[str, str], *, lenient: bool =
 
 
 def _stored(key: Key, stored: Mapping[str, str]) -> str:
-    return stored[material_item(key.kid, crypto.is_symmetric(key.algorithm))]
+    return stored[material_item(key.kid, is_symmetric(key.algorithm))]
 
 
 def _format(fmt: str, keys: tuple[Key, ...], stored: Mapping[str, str]) -> str:
@@ -63,7 +68,7 @@ def _format(fmt: str, keys: tuple[Key, ...], stored: Mapping[str, str]) -> str:
     if fmt == "public-pem":
         if key.public_jwk is None:
             raise ValueError(f"{key.kid} is an HMAC key: it has no public PEM")
-        return crypto.public_pem_from_jwk(dict(key.public_jwk), key.algorithm)
+        return public_pem_from_jwk(dict(key.public_jwk), key.algorithm)
     if fmt == "jwk":
         return json.dumps(_private_jwk(key, _stored(key, stored)), sort_keys=True)
     raise ValueError(f"unknown item format {fmt!r}")
@@ -76,8 +81,9 @@ def _private_jwk(key: Key, stored: str) -> dict[str, str]:
 @lru_cache(maxsize=256)
 def _private_jwk_cached(kid: str, algorithm: str, stored: str) -> tuple[tuple[str, str], ...]:
     """Parsing an RSA PEM costs milliseconds; cache by content (never logged, never persisted)."""
-    if crypto.is_symmetric(algorithm):
-        material = crypto.load_raw_secret(stored, algorithm)
+    material: KeyMaterial
+    if is_symmetric(algorithm):
+        material = load_raw_secret(stored, algorithm)
     else:
-        material = crypto.load_private_pem(stored, None, algorithm)
-    return tuple(sorted(crypto.private_jwk(material, kid).items()))
+        material = load_private_pem(stored, None, algorithm)
+    return tuple(sorted(private_jwk(material, kid).items()))
