@@ -10,13 +10,16 @@ from datetime import timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
-EC_ALGORITHMS = frozenset({"ES256", "ES384", "ES512"})
-HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
-ALGORITHMS = RSA_ALGORITHMS | EC_ALGORITHMS | HMAC_ALGORITHMS | {"EdDSA"}
-HMAC_MIN_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
-HMAC_MAX_BYTES = 1024
-RSA_SIZES = (2048, 3072, 4096)
+from keyturn.keys.algorithms import FAMILY, RSA_KEY_SIZES, hash_size
+
+# One table of algorithms (keys/algorithms.py, a leaf module); these are its views for the spec.
+RSA_ALGORITHMS = frozenset(a for a, f in FAMILY.items() if f == "RSA")
+EC_ALGORITHMS = frozenset(a for a, f in FAMILY.items() if f == "EC")
+HMAC_ALGORITHMS = frozenset(a for a, f in FAMILY.items() if f == "HMAC")
+ALGORITHMS = frozenset(FAMILY)
+HMAC_MIN_BYTES = {a: hash_size(a) for a in sorted(HMAC_ALGORITHMS)}
+HMAC_MAX_BYTES = 1024  # the CRD's maximum of secretLength
+RSA_SIZES = RSA_KEY_SIZES
 MAX_ANALYSIS_COUNT = 100
 MAX_SCHEDULE_LENGTH = 128
 

@@ -1,8 +1,8 @@
 """The JWA algorithms Keyturn signs with, and what each one needs (family, hash, curve).
 
-The key code's table, which the client shares; the spec parser keeps its own sets in
-domain/spec.py (the domain imports nothing from here) and a test keeps the two equal. Immutable
-on purpose, since keys are generated from several threads at once.
+The one table of algorithms: the key code, the client and the spec (domain/spec.py derives its
+sets from it) all read it. A leaf module. Immutable on purpose, since keys are generated from
+several threads at once.
 """
 
 from __future__ import annotations

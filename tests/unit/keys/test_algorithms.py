@@ -44,7 +44,7 @@ def test_unknown_and_none_algorithms_are_rejected(alg: str) -> None:
 
 
 def test_the_spec_parser_accepts_exactly_these_algorithms() -> None:
-    """domain/spec.py keeps its own sets (the domain imports nothing from keys): they must not drift."""
+    """domain/spec.py derives its sets from this table; the views must say the same."""
     assert set(ALGORITHMS) == spec.ALGORITHMS
     assert {a for a in ALGORITHMS if is_symmetric(a)} == spec.HMAC_ALGORITHMS
     assert {a for a in ALGORITHMS if family(a) == "RSA"} == spec.RSA_ALGORITHMS
