@@ -16,8 +16,8 @@ from typing import Any
 import kopf
 
 from keyturn import GROUP, PLURAL, VERSION, metrics
-from keyturn.adapters.deployments import KEYSET_ANNOTATION, keysets_of
-from keyturn.adapters.kube import KEYSET_LABEL, MANAGED_BY, Conflict, api_client
+from keyturn.adapters.kube import Conflict, api_client
+from keyturn.domain.annotations import FINALIZER, KEYSET_ANNOTATION, KEYSET_LABEL, MANAGED_BY, keysets_of
 from keyturn.domain.reasons import Reason
 from keyturn.executor import Executor
 
@@ -42,7 +42,7 @@ def wake(namespace: str | None, name: str | None) -> None:
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    settings.persistence.finalizer = "keyturn.dev/finalizer"
+    settings.persistence.finalizer = FINALIZER
     # Keyturn posts its own Events with its own Reasons; kopf's log-to-event echo would leak noise.
     settings.posting.enabled = False
     selector = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())

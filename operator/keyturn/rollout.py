@@ -18,8 +18,9 @@ from kubernetes.client.exceptions import ApiException
 
 from keyturn.adapters import health as health_probe
 from keyturn.adapters import prometheus
-from keyturn.adapters.deployments import HEALTH_ANNOTATION, BadTarget, Deployments, to_target
+from keyturn.adapters.deployments import BadTarget, Deployments, to_target
 from keyturn.domain import analysis as gate
+from keyturn.domain.annotations import HEALTH_ANNOTATION
 from keyturn.domain.egress import EgressPolicy, Refused, health_url, shorten
 from keyturn.domain.model import AnalysisResult, Operation, Ring
 from keyturn.domain.reasons import Reason

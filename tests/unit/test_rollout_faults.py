@@ -15,10 +15,11 @@ from typing import Any
 from aiohttp import web
 from kubernetes import client
 
+from keyturn.domain.annotations import revision_annotation
 from keyturn.domain.egress import EgressPolicy
 from keyturn.domain.model import Ring
 from keyturn.domain.reasons import Reason
-from keyturn.domain.targets import Role, revision_annotation, revisions
+from keyturn.domain.targets import Role, revisions
 from keyturn.rollout import RolloutResult, Rollouts
 from planning import spec, step
 

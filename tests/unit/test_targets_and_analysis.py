@@ -8,19 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from keyturn.domain import analysis as gate
+from keyturn.domain.annotations import annotation_suffix, revision_annotation, stamped_annotation
 from keyturn.domain.model import AnalysisResult, Ring
 from keyturn.domain.spec import AnalysisSpec, OnFailure, OnNoData, RolloutSpec
-from keyturn.domain.targets import (
-    Health,
-    Role,
-    Target,
-    TargetState,
-    annotation_suffix,
-    decide,
-    revision_annotation,
-    revisions,
-    stamped_annotation,
-)
+from keyturn.domain.targets import Health, Role, Target, TargetState, decide, revisions
 from planning import spec, step
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)

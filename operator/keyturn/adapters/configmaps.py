@@ -8,8 +8,9 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from keyturn.adapters.kube import KEYSET_LABEL, MANAGED_BY, Conflict, call, get_or_none, is_status
+from keyturn.adapters.kube import Conflict, call, get_or_none, is_status
 from keyturn.adapters.secrets import owner_refs
+from keyturn.domain.annotations import KEYSET_LABEL, MANAGED_BY
 from keyturn.domain.inputs import ConfigMapSnapshot
 
 __all__ = ["ConfigMapSnapshot", "ConfigMaps"]

@@ -10,14 +10,19 @@ from typing import Any
 from kubernetes import client
 
 from keyturn.adapters.kube import call
+from keyturn.domain.annotations import (
+    HEALTH_ANNOTATION,
+    ORDER_ANNOTATION,
+    ROLE_ANNOTATION,
+    keysets_of,
+    revision_annotation,
+    stamped_annotation,
+    verified_annotation,
+)
 from keyturn.domain.egress import shorten
 from keyturn.domain.record import RecordError, parse_timestamp, timestamp
-from keyturn.domain.targets import Role, Target, revision_annotation, stamped_annotation, verified_annotation
+from keyturn.domain.targets import Role, Target
 
-KEYSET_ANNOTATION = "keyturn.dev/keyset"
-ROLE_ANNOTATION = "keyturn.dev/role"
-HEALTH_ANNOTATION = "keyturn.dev/health-url"
-ORDER_ANNOTATION = "keyturn.dev/order"
 ORDER_LIMIT = 999_999_999
 REQUEST_TIMEOUT = 30.0  # seconds, for each list or patch
 _ORDER = re.compile(r"^[+-]?[0-9]{1,9}$")
@@ -25,10 +30,6 @@ _ORDER = re.compile(r"^[+-]?[0-9]{1,9}$")
 
 class BadTarget(ValueError):
     """A target's annotations cannot be read; the message names the Deployment and the fix."""
-
-
-def keysets_of(annotations: Mapping[str, str]) -> list[str]:
-    return [k.strip() for k in annotations.get(KEYSET_ANNOTATION, "").split(",") if k.strip()]
 
 
 def _count(value: Any) -> int:

@@ -12,9 +12,8 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from keyturn import __version__
-from keyturn.domain.inputs import KEYSET_LABEL, MANAGED_BY
 
-__all__ = ["KEYSET_LABEL", "MANAGED_BY", "Conflict", "api_client", "call", "get_or_none", "is_status"]
+__all__ = ["Conflict", "api_client", "call", "get_or_none", "is_status"]
 
 P = ParamSpec("P")
 T = TypeVar("T")

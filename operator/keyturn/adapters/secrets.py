@@ -11,10 +11,11 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from keyturn.adapters.kube import KEYSET_LABEL, MANAGED_BY, Conflict, call, get_or_none, is_status
-from keyturn.domain.inputs import STATE_ANNOTATION, SecretSnapshot
+from keyturn.adapters.kube import Conflict, call, get_or_none, is_status
+from keyturn.domain.annotations import KEYSET_LABEL, MANAGED_BY, STATE_ANNOTATION
+from keyturn.domain.inputs import SecretSnapshot
 
-__all__ = ["STATE_ANNOTATION", "SecretSnapshot", "SecretWrite", "Secrets"]
+__all__ = ["SecretSnapshot", "SecretWrite", "Secrets"]
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from keyturn.domain.annotations import KEYSET_LABEL, STATE_ANNOTATION
 from keyturn.domain.model import AnalysisResult, Ring
 from keyturn.domain.reasons import Violation
 from keyturn.domain.requests import Requests
 from keyturn.domain.spec import Spec
-
-STATE_ANNOTATION = "keyturn.dev/state"
-KEYSET_LABEL = "keyturn.dev/keyset"
-MANAGED_BY: Mapping[str, str] = {"app.kubernetes.io/managed-by": "keyturn"}
 
 
 @dataclass(frozen=True)

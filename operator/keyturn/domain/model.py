@@ -4,11 +4,11 @@ record the Secret carries."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, Protocol, TypeVar
 
 
 class KeyState(StrEnum):
@@ -249,5 +249,30 @@ def check_transition(kid: str, old: KeyState | None, new: KeyState | None) -> No
         )
 
 
-def _demoted_order(key: Key) -> tuple[datetime, int]:
+class Demotable(Protocol):
+    """What the rollback rule reads of a key: a `Key`, or a key as the CLI reads it from status."""
+
+    @property
+    def state(self) -> KeyState: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def demoted_at(self) -> datetime | None: ...
+    @property
+    def serial(self) -> int: ...
+
+
+K = TypeVar("K", bound=Demotable)
+
+
+def rollback_target(keys: Iterable[K]) -> K | None:
+    """The key a rollback makes sign again: the most recently demoted key still `previous`.
+
+    Revoked, retired and failed keys never sign again, so None means there is nothing to roll
+    back to. The planner acts on it; `kubectl keyturn rollback` checks it before asking.
+    """
+    return max((k for k in keys if k.state is KeyState.PREVIOUS), key=_demoted_order, default=None)
+
+
+def _demoted_order(key: Demotable) -> tuple[datetime, int]:
     return (key.demoted_at or key.created_at, key.serial)

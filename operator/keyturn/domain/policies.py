@@ -12,8 +12,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
+from keyturn.domain.annotations import KEYSET_LABEL, MANAGED_BY
 from keyturn.domain.durations import format_duration
-from keyturn.domain.inputs import KEYSET_LABEL, MANAGED_BY, ConfigMapSnapshot, Inputs, SecretSnapshot
+from keyturn.domain.inputs import ConfigMapSnapshot, Inputs, SecretSnapshot
 from keyturn.domain.jwks import kids_of as jwks_kids
 from keyturn.domain.layout import material_item
 from keyturn.domain.model import Ring

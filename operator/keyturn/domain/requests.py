@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-ROTATE_ANNOTATION = "keyturn.dev/rotate"
-ROLLBACK_ANNOTATION = "keyturn.dev/rollback"
+from keyturn.domain.annotations import ROLLBACK_ANNOTATION, ROTATE_ANNOTATION
+
 DEFAULT_EMERGENCY_REASON = "key_compromise"
 # The CRD bounds these too; a bypassed schema must not make Keyturn store megabytes in its record.
 MAX_TOKEN = 253

@@ -23,6 +23,15 @@ RSA_SIZES = RSA_KEY_SIZES
 MAX_ANALYSIS_COUNT = 100
 MAX_SCHEDULE_LENGTH = 128
 
+# Defaults of the fields people set most: spec_parser applies them, `kubectl keyturn` shows them.
+DEFAULT_ALGORITHM = "RS256"
+DEFAULT_RSA_SIZE = 2048
+DEFAULT_INTERVAL = "90d"
+DEFAULT_PUBLISH_AHEAD = "1h"
+DEFAULT_GRACE_PERIOD = "30d"
+DEFAULT_RETENTION = "180d"
+DEFAULT_JWKS_KEY = "jwks.json"
+
 
 class SpecError(ValueError):
     """The spec cannot be acted on; the message says which field and how to fix it."""
@@ -163,6 +172,11 @@ class Spec:
     @property
     def symmetric(self) -> bool:
         return self.algorithm in HMAC_ALGORITHMS
+
+
+def default_jwks_config_map(keyset: str) -> str:
+    """spec.jwks.configMapName when unset."""
+    return f"{keyset}-jwks"
 
 
 def default_items(algorithm: str) -> tuple[SecretItem, ...]:

@@ -23,6 +23,13 @@ from keyturn.domain.cron import cron_problem
 from keyturn.domain.durations import MAX_DURATION, format_duration, parse_duration
 from keyturn.domain.spec import (
     ALGORITHMS,
+    DEFAULT_ALGORITHM,
+    DEFAULT_GRACE_PERIOD,
+    DEFAULT_INTERVAL,
+    DEFAULT_JWKS_KEY,
+    DEFAULT_PUBLISH_AHEAD,
+    DEFAULT_RETENTION,
+    DEFAULT_RSA_SIZE,
     HMAC_ALGORITHMS,
     HMAC_MAX_BYTES,
     HMAC_MIN_BYTES,
@@ -48,6 +55,7 @@ from keyturn.domain.spec import (
     Tokens,
     Window,
     default_items,
+    default_jwks_config_map,
 )
 
 # ------------------------------------------------------------------------------------ reading JSON
@@ -185,12 +193,12 @@ class _Object:
 def parse_spec(name: str, namespace: str, raw: object) -> Spec:
     """Type the spec, or raise SpecError naming the field. Any JSON value is a valid argument."""
     spec = _Object.of(raw, "spec")
-    algorithm = spec.string("algorithm") or "RS256"
+    algorithm = spec.string("algorithm") or DEFAULT_ALGORITHM
     if algorithm not in ALGORITHMS:
         raise SpecError(f"spec.algorithm: {_quote(algorithm)} is not one of {', '.join(sorted(ALGORITHMS))}")
     key_size = spec.integer("keySize")
     if algorithm in RSA_ALGORITHMS:
-        key_size = 2048 if key_size is None else key_size
+        key_size = DEFAULT_RSA_SIZE if key_size is None else key_size
         if key_size not in RSA_SIZES:
             raise SpecError(f"spec.keySize: {_integer(key_size)} is not one of 2048, 3072, 4096")
     elif key_size is not None:
@@ -225,8 +233,8 @@ def parse_spec(name: str, namespace: str, raw: object) -> Spec:
         rotation=_rotation(spec.obj("rotation")),
         tokens=_tokens(spec.obj("tokens")),
         secret=_secret(spec.obj("secret"), name, algorithm),
-        jwks_config_map=jwks.string("configMapName") or f"{name}-jwks",
-        jwks_key=jwks.string("key") or "jwks.json",
+        jwks_config_map=jwks.string("configMapName") or default_jwks_config_map(name),
+        jwks_key=jwks.string("key") or DEFAULT_JWKS_KEY,
         rollout=_rollout(spec.obj("rollout")),
         analysis=_analysis(spec.obj("analysis")),
         revoked=tuple(
@@ -250,13 +258,13 @@ def _rotation(raw: _Object) -> Rotation:
         if problem is not None:
             raise SpecError(f"spec.rotation.schedule: {_quote(schedule)} {problem}")
     return Rotation(
-        interval=None if schedule else raw.span("interval", "90d", positive=True),
+        interval=None if schedule else raw.span("interval", DEFAULT_INTERVAL, positive=True),
         schedule=schedule,
         time_zone=_zone(raw.string("timeZone") or "UTC"),
         window=_window(raw),
-        publish_ahead=raw.span("publishAhead", "1h"),
-        grace_period=raw.span("gracePeriod", "30d"),
-        retention=raw.span("retention", "180d"),
+        publish_ahead=raw.span("publishAhead", DEFAULT_PUBLISH_AHEAD),
+        grace_period=raw.span("gracePeriod", DEFAULT_GRACE_PERIOD),
+        retention=raw.span("retention", DEFAULT_RETENTION),
     )
 
 

@@ -18,38 +18,11 @@ from keyturn.domain.egress import shorten
 from keyturn.domain.model import Ring
 from keyturn.domain.spec import RolloutSpec
 
-# On the pod template: the revision of the keys the Pods were started for (changing it restarts them).
-ANNOTATION_PREFIX = "keyturn.dev/rev-"
-# On the Deployment's metadata (no restart): when Keyturn stamped it, and which revision passed the gate.
-STAMPED_PREFIX = "keyturn.dev/stamped-"
-VERIFIED_PREFIX = "keyturn.dev/ready-"
-
 
 class Role(StrEnum):
     VERIFIER = "verifier"
     SIGNER = "signer"
     BOTH = "both"
-
-
-def annotation_suffix(keyset: str) -> str:
-    """Annotation names are at most 63 characters after the prefix; long keyset names are hashed."""
-    room = 63 - len("stamped-")
-    if len(keyset) <= room:
-        return keyset
-    digest = hashlib.sha256(keyset.encode()).hexdigest()[:10]
-    return f"{keyset[: room - 11]}-{digest}"
-
-
-def revision_annotation(keyset: str) -> str:
-    return f"{ANNOTATION_PREFIX}{annotation_suffix(keyset)}"
-
-
-def stamped_annotation(keyset: str) -> str:
-    return f"{STAMPED_PREFIX}{annotation_suffix(keyset)}"
-
-
-def verified_annotation(keyset: str) -> str:
-    return f"{VERIFIED_PREFIX}{annotation_suffix(keyset)}"
 
 
 def _digest(*parts: str) -> str:

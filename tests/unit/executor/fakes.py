@@ -14,13 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from keyturn.adapters.secrets import SecretWrite
-from keyturn.domain.inputs import (
-    KEYSET_LABEL,
-    MANAGED_BY,
-    STATE_ANNOTATION,
-    ConfigMapSnapshot,
-    SecretSnapshot,
-)
+from keyturn.domain.annotations import KEYSET_LABEL, MANAGED_BY, STATE_ANNOTATION
+from keyturn.domain.inputs import ConfigMapSnapshot, SecretSnapshot
 from keyturn.domain.model import Ring
 from keyturn.domain.spec import Spec
 from keyturn.rollout import RolloutResult

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from keyturn.domain.annotations import ROLLBACK_ANNOTATION, ROTATE_ANNOTATION
 from keyturn.domain.lifecycle.state import PassState
 from keyturn.domain.model import (
     AnalysisResult,
@@ -9,6 +10,7 @@ from keyturn.domain.model import (
     KeyState,
     Operation,
     Trigger,
+    rollback_target,
 )
 from keyturn.domain.reasons import Reason
 from keyturn.domain.spec import OnFailure
@@ -19,8 +21,7 @@ class Rollbacks(PassState):
 
     def _rollback(self, trigger: Trigger, reason: str) -> None:
         current = self._find(KeyState.CURRENT)
-        demoted = [k for k in self.keys if k.state is KeyState.PREVIOUS]
-        target = max(demoted, key=lambda k: (k.demoted_at or k.created_at, k.serial), default=None)
+        target = rollback_target(self.keys)
         if current is None or target is None:
             message = (
                 "no previous key is left to roll back to (revoked, retired and failed keys never sign again)"
@@ -47,7 +48,7 @@ class Rollbacks(PassState):
         if token is None or token == self.handled_rollback:
             return
         self.handled_rollback = token
-        self._rollback(Trigger.MANUAL, "requested with keyturn.dev/rollback")
+        self._rollback(Trigger.MANUAL, f"requested with {ROLLBACK_ANNOTATION}")
 
     def _rollout_failure(self) -> None:
         """Only the signer wave of a rotation can be undone, and only onto a key still `previous`."""
@@ -60,7 +61,7 @@ class Rollbacks(PassState):
             and current.signers_ready_at is None
             and current.analysis_result is None
         )
-        has_previous = any(k.state is KeyState.PREVIOUS for k in self.keys)
+        has_previous = rollback_target(self.keys) is not None
         rollback = self.spec.rollout.on_failure is OnFailure.ROLLBACK
         if rollback and undoable and has_previous:
             self._rollback(Trigger.ROLLOUT, failure)
@@ -84,7 +85,7 @@ class Rollbacks(PassState):
             )
             self.paused_message = (
                 f"analysis of {current.kid} was {result}; rotate or roll back with "
-                "keyturn.dev/rotate or keyturn.dev/rollback once you have looked"
+                f"{ROTATE_ANNOTATION} or {ROLLBACK_ANNOTATION} once you have looked"
             )
             return
         if current.signers_ready_at is None:

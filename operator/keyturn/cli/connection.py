@@ -1,4 +1,8 @@
-"""The CLI's connection to the API server: kubeconfig/in-cluster loading and error-mapped calls."""
+"""The CLI's connection to the API server: kubeconfig/in-cluster loading and error-mapped calls.
+
+The only CLI module that imports the kubernetes client (half a second): `session` imports it when
+a command first needs the API, so `--help`, usage errors and `init` without `--apply` never do.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from keyturn.cli_errors import ApiAction, CliError, ExitCode, from_api_exception
+from keyturn.cli.errors import ApiAction, CliError, ExitCode, from_api_exception
 
 T = TypeVar("T")
 REQUEST_TIMEOUT = 30  # seconds per API request: a hung connection must not hang an incident

@@ -1,4 +1,5 @@
-"""What the CLI prints: ages like kubectl's, aligned tables, the status view of a keyset, JSON/YAML.
+"""What the CLI prints: ages like kubectl's, aligned tables, the status view of a keyset, JSON/YAML,
+and the three ways a command prints (`emit` a result, `note` progress, `shown` a value).
 
 Pure functions of dicts and a clock, so that every line the terminal shows is unit-testable.
 Everything shown comes from status, which anyone allowed to patch the status subresource can
@@ -10,12 +11,14 @@ control characters themselves.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import yaml
 
+from keyturn.domain.spec import DEFAULT_ALGORITHM
 from keyturn.logs import escape
 
 CONDITION_ORDER = ("Ready", "Reconciling", "Stalled")
@@ -57,12 +60,13 @@ def human_duration(delta: timedelta) -> str:
     return f"{days // 365}y"
 
 
-def parse_time(text: str | None) -> datetime | None:
+def parse_time(text: object) -> datetime | None:
+    """An RFC 3339 time from status, or None for anything else (status is anyone's to write)."""
     if not text:
         return None
     try:
         return datetime.fromisoformat(str(text).replace("Z", "+00:00")).astimezone(UTC)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: year 1 with a positive offset
         return None
 
 
@@ -186,7 +190,8 @@ def render_keyset(obj: Mapping[str, Any], now: datetime) -> str:
         ("JwtKeySet", f"{meta.get('namespace', '')}/{meta.get('name', '')}"),
         (
             "Algorithm",
-            str(spec.get("algorithm") or "RS256") + ("  (suspended)" if spec.get("suspend") else ""),
+            str(spec.get("algorithm") or DEFAULT_ALGORITHM)
+            + ("  (suspended)" if spec.get("suspend") else ""),
         ),
     ]
     if not status:
@@ -236,7 +241,7 @@ def keyset_data(obj: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "namespace": meta.get("namespace"),
         "name": meta.get("name"),
-        "algorithm": spec.get("algorithm") or "RS256",
+        "algorithm": spec.get("algorithm") or DEFAULT_ALGORITHM,
         "generation": meta.get("generation"),
         "status": dict(obj.get("status") or {}),
     }
@@ -261,3 +266,19 @@ def dump(data: Any, fmt: str) -> str:
     if fmt == "yaml":
         return yaml.safe_dump(data, sort_keys=False, default_flow_style=False).rstrip("\n")
     return json.dumps(data, indent=2)
+
+
+def emit(data: Any, fmt: str | None, text: str) -> None:
+    """Print `text` for the human formats, `data` for json/yaml."""
+    print(dump(data, fmt) if fmt in ("json", "yaml") else escape(text, keep_newlines=True))
+
+
+def note(message: str) -> None:
+    """Progress and warnings go to stderr, so stdout holds only the result."""
+    print(escape(message, keep_newlines=True), file=sys.stderr)
+
+
+def shown(value: object) -> str:
+    """A value from status (or the API server) as one line of printable text: status is writable
+    by anyone allowed to patch it, so its kids and reasons may hold escape sequences or newlines."""
+    return escape(str(value))

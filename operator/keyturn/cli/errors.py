@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from keyturn import GROUP
+
 # The chart's ClusterRoles for people (charts/keyturn/templates/rbac-users.yaml): the emergency
 # responder may read keysets and patch status (revoke); JwtKeySets are aggregated into Kubernetes'
 # built-in view (get/list), edit (patch/create: rotate, rollback, init) and admin (status) roles.
@@ -54,7 +56,7 @@ class ApiAction:
     resource: str  # jwtkeysets, jwtkeysets/status, configmaps
     namespace: str | None  # None: every namespace
     name: str | None = None
-    group: str = "keyturn.dev"  # "" for the core group
+    group: str = GROUP  # "" for the core group
 
     @property
     def kind_label(self) -> str:

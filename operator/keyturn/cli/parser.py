@@ -1,7 +1,8 @@
-"""`keyturn` and `kubectl keyturn`: run the operator, and operate keysets from a terminal.
+"""The command line's arguments: global options, every subcommand and the types of their values.
 
-Parsing only: `run` imports kopf lazily, the other commands import the kubernetes client lazily
-(cli_commands), so `--help` and usage errors answer at once.
+Parsing only, and pure: argument values are checked here (durations, timeouts, egress patterns),
+so a typo is a usage error (exit 2) before any connection. What each command does is in the
+module `commands.COMMANDS` names; the algorithms and defaults shown come from domain.spec.
 """
 
 from __future__ import annotations
@@ -9,34 +10,24 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from keyturn import __version__
-from keyturn.cli_errors import EXIT_CODE_HELP, CliError, ExitCode
-from keyturn.logs import escape
+from keyturn.cli.errors import EXIT_CODE_HELP
+from keyturn.domain.annotations import ROLLBACK_ANNOTATION, ROTATE_ANNOTATION
+from keyturn.domain.durations import parse_duration
+from keyturn.domain.spec import (
+    ALGORITHMS,
+    DEFAULT_ALGORITHM,
+    DEFAULT_GRACE_PERIOD,
+    DEFAULT_INTERVAL,
+    DEFAULT_PUBLISH_AHEAD,
+    DEFAULT_RETENTION,
+    RSA_SIZES,
+)
 
-ALGORITHMS = (
-    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
-    "HS256", "HS384", "HS512",
-)  # fmt: skip
 GLOBAL_OPTIONS = ("namespace", "kubeconfig", "context", "output")
 DEFAULT_TIMEOUT = "2m"
-
-
-def _run(args: argparse.Namespace) -> int:
-    from keyturn import operator_main  # noqa: PLC0415 - kopf is only imported to run the operator
-
-    return operator_main.run(
-        namespaces=args.namespace,
-        standalone=args.standalone,
-        peering=args.peering,
-        priority=args.priority,
-        metrics_port=args.metrics_port,
-        health_port=args.health_port,
-        log_format=args.log_format,
-        verbose=args.verbose,
-        egress_allow=[p for group in args.egress_allow or () for p in group],
-    )
 
 
 def _host_patterns(text: str) -> list[str]:
@@ -50,21 +41,7 @@ def _host_patterns(text: str) -> list[str]:
     return [p.strip() for p in text.split(",") if p.strip()]
 
 
-def _command(name: str) -> Callable[[argparse.Namespace], int]:
-    """A subcommand whose code (and the kubernetes client) is imported only when it runs."""
-
-    def invoke(args: argparse.Namespace) -> int:
-        from keyturn import cli_commands  # noqa: PLC0415 - keeps `--help` and usage errors fast
-
-        handler: Callable[[argparse.Namespace], int] = getattr(cli_commands, name)
-        return handler(args)
-
-    return invoke
-
-
 def _duration(text: str) -> str:
-    from keyturn.domain.durations import parse_duration  # noqa: PLC0415 - pure and small, but lazy
-
     try:
         parse_duration(text)
     except ValueError as exc:
@@ -72,10 +49,20 @@ def _duration(text: str) -> str:
     return text
 
 
-def _timeout(text: str) -> float:
-    from keyturn.cli_commands import parse_timeout  # noqa: PLC0415
-
-    return parse_timeout(text)
+def parse_timeout(text: str) -> float:
+    """--timeout: seconds (`90`, `2.5`) or a duration (`90s`, `2m`, `1h`)."""
+    try:
+        value = float(text)
+    except ValueError:
+        try:
+            value = parse_duration(text).total_seconds()
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a number of seconds or a duration like 2m"
+            ) from exc
+    if value <= 0:
+        raise argparse.ArgumentTypeError("the timeout must be greater than zero")
+    return value
 
 
 def _add_global_options(target: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -120,6 +107,7 @@ def parser() -> argparse.ArgumentParser:
     )
     top.add_argument("--version", action="version", version=f"keyturn {__version__}")
     _add_global_options(top, prefix="top_")
+    # dest "command": the name entry.main looks up in commands.COMMANDS (None: no command given).
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the operator (uses in-cluster credentials or KUBECONFIG)")
@@ -152,14 +140,12 @@ def parser() -> argparse.ArgumentParser:
         "prometheus.monitoring:9090, 10.0.0.0/8 (repeatable or comma-separated; default: "
         "$KEYTURN_EGRESS_ALLOW, else any host but link-local addresses)",
     )
-    run.set_defaults(func=_run)
 
     def command(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
         cmd = sub.add_parser(
             name, help=help_text, description=description, epilog=EXIT_CODE_HELP, formatter_class=formatter
         )
         _add_global_options(cmd)
-        cmd.set_defaults(func=_command(f"cmd_{name}"))
         return cmd
 
     status = command(
@@ -174,10 +160,10 @@ def parser() -> argparse.ArgumentParser:
     )
 
     for verb, annotation, what in (
-        ("rotate", "keyturn.dev/rotate", "activate the prepared next key now (publishAhead still holds)"),
+        ("rotate", ROTATE_ANNOTATION, "activate the prepared next key now (publishAhead still holds)"),
         (
             "rollback",
-            "keyturn.dev/rollback",
+            ROLLBACK_ANNOTATION,
             "make the previous key sign again; the current one becomes failed",
         ),
     ):
@@ -193,7 +179,7 @@ def parser() -> argparse.ArgumentParser:
         )
         cmd.add_argument(
             "--timeout",
-            type=_timeout,
+            type=parse_timeout,
             default=DEFAULT_TIMEOUT,
             help=f"how long --wait waits, seconds or a duration like 90s, 5m (default {DEFAULT_TIMEOUT})",
         )
@@ -219,7 +205,7 @@ def parser() -> argparse.ArgumentParser:
     )
     revoke.add_argument(
         "--timeout",
-        type=_timeout,
+        type=parse_timeout,
         default=DEFAULT_TIMEOUT,
         help=f"how long to wait for the acknowledgement (default {DEFAULT_TIMEOUT})",
     )
@@ -240,12 +226,18 @@ def parser() -> argparse.ArgumentParser:
         "init",
         "print (or --apply) a minimal JwtKeySet manifest",
         "Print a minimal JwtKeySet manifest (YAML; -o json for JSON); --apply creates it.\n"
-        "Unset fields take the operator's defaults (90d interval, 1h publishAhead, 30d grace, 180d\n"
+        f"Unset fields take the operator's defaults ({DEFAULT_INTERVAL} interval, {DEFAULT_PUBLISH_AHEAD} "
+        f"publishAhead, {DEFAULT_GRACE_PERIOD} grace, {DEFAULT_RETENTION}\n"
         "retention). --apply needs create on jwtkeysets.",
     )
     init.add_argument("name", metavar="NAME", help="name of the new JwtKeySet")
-    init.add_argument("--algorithm", choices=ALGORITHMS, default="RS256", help="default RS256")
-    init.add_argument("--key-size", type=int, choices=(2048, 3072, 4096), help="RSA modulus bits (RS*/PS*)")
+    init.add_argument(
+        "--algorithm",
+        choices=sorted(ALGORITHMS),
+        default=DEFAULT_ALGORITHM,
+        help=f"default {DEFAULT_ALGORITHM}",
+    )
+    init.add_argument("--key-size", type=int, choices=RSA_SIZES, help="RSA modulus bits (RS*/PS*)")
     init.add_argument("--interval", type=_duration, help="rotation.interval, e.g. 90d")
     init.add_argument("--publish-ahead", type=_duration, help="rotation.publishAhead, e.g. 1h")
     init.add_argument("--grace-period", type=_duration, help="rotation.gracePeriod, e.g. 30d")
@@ -278,37 +270,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parsed arguments, global options merged; exits 2 on a usage error, as argparse does."""
     top = parser()
     args = top.parse_args(argv)
-    if getattr(args, "func", None):
+    if args.command is not None:
         _merge_global_options(top, args)
     return args
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    if not getattr(args, "func", None):
-        parser().print_help(sys.stderr)
-        return 2
-    if args.command == "run":
-        result: int = args.func(args)
-        return result
-    try:
-        return int(args.func(args))
-    except CliError as exc:
-        print(f"error: {escape(exc.message, keep_newlines=True)}", file=sys.stderr)
-        return int(exc.code)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # the exit code promises "1 unexpected error", not a traceback
-        if os.environ.get("KEYTURN_DEBUG"):
-            raise
-        detail = escape(str(exc))
-        print(
-            f"error: unexpected {type(exc).__name__}: {detail} (KEYTURN_DEBUG=1 shows the traceback)",
-            file=sys.stderr,
-        )
-        return int(ExitCode.ERROR)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
