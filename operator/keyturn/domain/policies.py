@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
-from keyturn.domain.annotations import KEYSET_LABEL, MANAGED_BY
+from keyturn.domain.annotations import KEYSET_LABEL, MANAGED_BY, STATE_ANNOTATION
 from keyturn.domain.durations import format_duration
 from keyturn.domain.inputs import ConfigMapSnapshot, Inputs, SecretSnapshot
 from keyturn.domain.jwks import kids_of as jwks_kids
@@ -74,7 +74,15 @@ def secret_is_ours(inputs: Inputs) -> Iterator[Violation]:
     if not isinstance(secret, SecretSnapshot) or secret.managed_for(inputs.name):
         return
     owner = secret.owner()
-    why = f"belongs to JwtKeySet {owner}" if owner and owner != inputs.name else "is not managed by Keyturn"
+    if owner == inputs.name:  # this keyset's label, its record gone: Keyturn's own Secret, damaged
+        yield Violation.of(
+            Reason.SECRET_CORRUPT,
+            f"Secret {secret.name} carries this keyset's label but no record (annotation "
+            f"{STATE_ANNOTATION}, removed by hand?); restore the Secret from a backup (Keyturn writes "
+            "nothing over it)",
+        )
+        return
+    why = f"belongs to JwtKeySet {owner}" if owner else "is not managed by Keyturn"
     yield Violation.of(
         Reason.SECRET_CONFLICT,
         f"Secret {secret.name} already exists and {why}; Keyturn never overwrites a Secret it did not "

@@ -319,12 +319,18 @@ def _secret(raw: _Object, name: str, algorithm: str) -> SecretSpec:
         )
         for item in raw.objects("items")
     )
+    secret_name = raw.string("name") or name
     passphrase = None
     if raw.raw.get("encryption") is not None:
         ref = raw.obj("encryption").obj("passphraseSecretRef")
         passphrase = PassphraseRef(ref.required("name"), ref.required("key"))
+        if passphrase.name == secret_name:  # the CRD cannot compare it with the defaulted name
+            raise SpecError(
+                f"{ref.at('name')}: {_quote(secret_name)} is the Secret that holds the keys; a "
+                "passphrase stored next to them protects nothing: keep it in another Secret"
+            )
     return SecretSpec(
-        name=raw.string("name") or name,
+        name=secret_name,
         deletion_policy=raw.choice("deletionPolicy", DeletionPolicy, DeletionPolicy.RETAIN),
         items=items or default_items(algorithm),
         passphrase=passphrase,

@@ -22,15 +22,16 @@ __all__ = ["MissingMaterial", "render"]
 
 
 class MissingMaterial(RuntimeError):
-    """The record names a key whose private material is not in the Secret."""
+    """The record names a key whose private material is not in the Secret, or that material (or the
+    record's public key) does not load: either way the Secret was damaged by hand."""
 
 
 def render(spec: Spec, ring: Ring, stored: Mapping[str, str], *, lenient: bool = False) -> dict[str, str]:
     """Material of every key that still has some, plus the configured items.
 
     `lenient` (the emergency path of a keyset whose Secret was damaged by hand): a key without its
-    material is left out instead of failing the write, and an item that needs it keeps what the
-    Secret holds, so a revocation still lands and nothing more is lost.
+    material is left out instead of failing the write, and an item that needs it (or that cannot be
+    rendered from it) keeps what the Secret holds, so a revocation still lands and nothing more is lost.
     """
     data: dict[str, str] = {}
     missing: set[str] = set()
@@ -49,7 +50,18 @@ def render(spec: Spec, ring: Ring, stored: Mapping[str, str], *, lenient: bool =
             if name in stored:
                 data[name] = stored[name]
             continue
-        data[name] = _format(placement.item.format, placement.keys, stored)
+        try:
+            data[name] = _format(placement.item.format, placement.keys, stored)
+        except ValueError as exc:  # crypto's loaders raise only ValueError; their text stays out
+            if lenient:
+                if name in stored:
+                    data[name] = stored[name]
+                continue
+            kids = ", ".join(k.kid for k in placement.keys)
+            raise MissingMaterial(
+                f"the Secret's item {name} cannot be rendered: the private material or the recorded "
+                f"public key of {kids} does not load ({type(exc).__name__})"
+            ) from None
     return data
 
 
