@@ -52,6 +52,8 @@ def render(spec: Spec, ring: Ring, stored: Mapping[str, str], *, lenient: bool =
             continue
         try:
             data[name] = _format(placement.item.format, placement.keys, stored)
+        except ItemMismatch:
+            raise  # the spec asks for something the key has not: not damage, a spec the CRD refuses
         except ValueError as exc:  # crypto's loaders raise only ValueError; their text stays out
             if lenient:
                 if name in stored:
@@ -63,6 +65,10 @@ def render(spec: Spec, ring: Ring, stored: Mapping[str, str], *, lenient: bool =
                 f"public key of {kids} does not load ({type(exc).__name__})"
             ) from None
     return data
+
+
+class ItemMismatch(ValueError):
+    """An item the key cannot have (public-pem of an HMAC key, an unknown format)."""
 
 
 def _stored(key: Key, stored: Mapping[str, str]) -> str:
@@ -79,11 +85,11 @@ def _format(fmt: str, keys: tuple[Key, ...], stored: Mapping[str, str]) -> str:
         return _stored(key, stored)
     if fmt == "public-pem":
         if key.public_jwk is None:
-            raise ValueError(f"{key.kid} is an HMAC key: it has no public PEM")
+            raise ItemMismatch(f"{key.kid} is an HMAC key: it has no public PEM")
         return public_pem_from_jwk(dict(key.public_jwk), key.algorithm)
     if fmt == "jwk":
         return json.dumps(_private_jwk(key, _stored(key, stored)), sort_keys=True)
-    raise ValueError(f"unknown item format {fmt!r}")
+    raise ItemMismatch(f"unknown item format {fmt!r}")
 
 
 def _private_jwk(key: Key, stored: str) -> dict[str, str]:
