@@ -524,12 +524,11 @@ def test_spec_is_required(api: Any, namespace: str) -> None:
     assert "spec: Required value" in msg
 
 
-def test_name_too_long_for_the_default_jwks_configmap(api: Any, namespace: str) -> None:
-    name = "k" * 250
-    msg = create_rejected(api, namespace, keyset(name, {}))
-    assert "too long for the default JWKS ConfigMap name" in msg
-    create(api, namespace, keyset(name, {"jwks": {"configMapName": "short-jwks"}}))
-    create(api, namespace, keyset("h" * 250, {"algorithm": "HS256"}))  # HMAC sets have no ConfigMap
+def test_a_name_is_at_most_a_label_value_long(api: Any, namespace: str) -> None:
+    """The keyset's name labels its Secret and ConfigMap (keyturn.dev/keyset): 63 characters at most."""
+    msg = create_rejected(api, namespace, keyset("k" * 64, {"jwks": {"configMapName": "short-jwks"}}))
+    assert "metadata.name must be at most 63 characters" in msg
+    create(api, namespace, keyset("k" * 63, {}))
 
 
 def test_enough_invalid_cases() -> None:

@@ -85,6 +85,8 @@ class Inputs:
     ring: Ring | Violation
     jwks: ConfigMapSnapshot | Violation | None
     passphrase: bytes | Violation | None = field(default=None, repr=False)
+    # Kids whose stored material does not load or is not the recorded key (edited by hand): why.
+    damaged: Mapping[str, str] = field(default_factory=dict)
     observations: Observations = field(default_factory=Observations)
     # Problems met while observing targets and the analysis: they degrade, never block.
     degraded: tuple[Violation, ...] = ()

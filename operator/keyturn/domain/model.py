@@ -178,6 +178,9 @@ class EmergencyAck:
     result: AckResult
     new_kid: str | None
     message: str
+    # A digest of what was asked (reason, kids, revokeAll), so a reused requestId asking for
+    # something else is told so instead of being shown this answer ("" in records before it).
+    request: str = ""
 
 
 @dataclass(frozen=True)

@@ -109,14 +109,15 @@ def items_are_text(inputs: Inputs) -> Iterator[Violation]:
 
 
 def material_present(inputs: Inputs) -> Iterator[Violation]:
-    missing = sorted(missing_material(inputs))
-    if missing:
+    unusable = missing_material(inputs)
+    if unusable:
         secret = inputs.secret
         name = secret.name if isinstance(secret, SecretSnapshot) else inputs.acting.secret.name
+        why = "; ".join(f"{kid}: {unusable[kid]}" for kid in sorted(unusable))
         yield Violation.of(
             Reason.SECRET_CORRUPT,
-            f"Secret {name} has no private key for {', '.join(missing)} (edited by hand?); restore the "
-            "Secret from a backup, or revoke the kid (kubectl keyturn revoke)",
+            f"Secret {name} was edited by hand: {why}; restore the Secret from a backup, or revoke the "
+            "kid (kubectl keyturn revoke)",
         )
 
 
@@ -238,16 +239,17 @@ def timing_rules(spec: Spec) -> list[Violation]:
     return found
 
 
-def missing_material(inputs: Inputs) -> set[str]:
-    """Kids the record says have private material that the Secret does not hold as text."""
+def missing_material(inputs: Inputs) -> dict[str, str]:
+    """Kids the record says have private material that the Secret does not hold usable: why."""
     secret, ring = inputs.secret, inputs.ring
     if not isinstance(secret, SecretSnapshot) or not isinstance(ring, Ring) or not _ours(inputs):
-        return set()
-    return {
-        k.kid
+        return {}
+    absent = {
+        k.kid: "its private key item is missing"
         for k in ring.keys
         if k.has_material and material_item(k.kid, k.algorithm in HMAC_ALGORITHMS) not in secret.data
     }
+    return {**inputs.damaged, **absent}
 
 
 def publishes_this_keyset(snapshot: ConfigMapSnapshot, inputs: Inputs) -> bool:

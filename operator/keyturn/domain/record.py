@@ -104,7 +104,12 @@ def history_to_dict(entry: HistoryEntry) -> dict[str, Any]:
     }
 
 
+def _ack_record(ack: EmergencyAck) -> dict[str, Any]:
+    return {**ack_to_dict(ack), **({"request": ack.request} if ack.request else {})}
+
+
 def ack_to_dict(ack: EmergencyAck) -> dict[str, Any]:
+    """The acknowledgement as status.emergency shows it."""
     out = {
         "requestId": ack.request_id,
         "handledAt": timestamp(ack.handled_at),
@@ -127,7 +132,7 @@ def dumps(ring: Ring) -> str:
             for k, v in {
                 "rotate": ring.handled.rotate,
                 "rollback": ring.handled.rollback,
-                "emergencies": [ack_to_dict(a) for a in ring.handled.emergencies],
+                "emergencies": [_ack_record(a) for a in ring.handled.emergencies],
             }.items()
             if v is not None
         },
@@ -299,6 +304,7 @@ def _ack(raw: _Fields) -> EmergencyAck:
         result=raw.required_choice("result", AckResult),
         new_kid=raw.string("newKid"),
         message=raw.text("message"),
+        request=raw.text("request"),
     )
 
 

@@ -7,6 +7,8 @@ that cannot be read becomes a request that is rejected with a message, never an 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -29,6 +31,12 @@ class Emergency:
     revoke_all: bool = False
     # Set when the request cannot be acted on as written: it is acknowledged as Rejected with this.
     problem: str | None = None
+
+    @property
+    def digest(self) -> str:
+        """What was asked, in a few characters: a reused requestId asking for more is caught by it."""
+        asked = json.dumps([self.reason, sorted(self.revoke_kids), self.revoke_all, self.problem])
+        return hashlib.sha256(asked.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from keyturn.domain.model import EmergencyAck, Operation, Ring
+from keyturn.domain.model import AckResult, EmergencyAck, Operation, Ring
 from keyturn.domain.planner import Plan
 from keyturn.domain.reasons import Reason, Violation
 from keyturn.domain.record import ack_to_dict, history_to_dict, timestamp
+from keyturn.domain.requests import read_emergency
 from keyturn.domain.targets import TargetView
 
 
@@ -145,14 +146,27 @@ def build(
                 for m in view.measurements
             ],
         }
-    emergency = existing.get("emergency")
-    if isinstance(emergency, Mapping) and emergency.get("requestId"):
-        request_id = str(emergency.get("requestId"))
-        ack = ring.handled.emergency(request_id) or (
-            observed.ack if observed.ack and observed.ack.request_id == request_id else None
+    request = read_emergency(existing.get("emergency"))
+    if request is not None:
+        ack = ring.handled.emergency(request.request_id) or (
+            observed.ack if observed.ack and observed.ack.request_id == request.request_id else None
         )
+        if ack is not None and ack.request and ack.request != request.digest:
+            ack = EmergencyAck(
+                request.request_id,
+                ack.handled_at,
+                AckResult.REJECTED,
+                None,
+                f"requestId {request.request_id} was already used for another request (handled "
+                f"{timestamp(ack.handled_at)}); nothing was done: send this one with a new requestId",
+            )
         if ack is not None:
-            status["emergency"] = {**emergency, **ack_to_dict(ack)}
+            emergency = existing.get("emergency")
+            assert isinstance(emergency, Mapping)  # read_emergency found a request in it
+            answered = {**emergency, **ack_to_dict(ack)}
+            if ack.new_kid is None and "newKid" in emergency:
+                answered["newKid"] = None  # a merge patch clears what an earlier answer left
+            status["emergency"] = answered
     return status
 
 

@@ -7,6 +7,7 @@ checks in `domain.policies` weigh. Only a failure to read the JwtKeySet itself e
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from keyturn.domain.salvage import acting_spec
 from keyturn.domain.spec import Spec, SpecError
 from keyturn.domain.spec_parser import parse_spec
 from keyturn.executor.ports import ConfigMapPort, KeysetPort, RolloutPort, SecretPort
+from keyturn.keys.secret_data import material_problems
 from keyturn.rollout import RolloutResult
 
 log = logging.getLogger("keyturn")
@@ -61,6 +63,10 @@ class Gatherer:
         )
         jwks = None if acting.symmetric else await self._read_jwks(namespace, acting.jwks_config_map)
         passphrase = await self._read_passphrase(namespace, spec)
+        damaged: dict[str, str] = {}
+        if isinstance(ring, Ring) and isinstance(secret, SecretSnapshot) and secret.managed_for(name):
+            key = passphrase if isinstance(passphrase, bytes) else None
+            damaged = await asyncio.to_thread(material_problems, ring, secret.data, key)
         rollout: RolloutResult | None = None
         degraded: tuple[Violation, ...] = ()
         if isinstance(ring, Ring) and _ours(secret, name):
@@ -79,6 +85,7 @@ class Gatherer:
             ring=ring,
             jwks=jwks,
             passphrase=passphrase,
+            damaged=damaged,
             observations=observations,
             degraded=degraded,
             status=status if isinstance(status, Mapping) else {},

@@ -16,9 +16,10 @@ from keyturn.domain.spec import Spec
 from keyturn.keys.algorithms import is_symmetric
 from keyturn.keys.jwk import private_jwk
 from keyturn.keys.material import KeyMaterial, load_raw_secret
-from keyturn.keys.pem import load_private_pem, public_pem_from_jwk
+from keyturn.keys.pem import is_encrypted_pem, load_private_pem, public_pem_from_jwk
+from keyturn.keys.thumbprints import secret_fingerprint
 
-__all__ = ["MissingMaterial", "render"]
+__all__ = ["MissingMaterial", "material_problems", "render"]
 
 
 class MissingMaterial(RuntimeError):
@@ -105,3 +106,39 @@ def _private_jwk_cached(kid: str, algorithm: str, stored: str) -> tuple[tuple[st
     else:
         material = load_private_pem(stored, None, algorithm)
     return tuple(sorted(private_jwk(material, kid).items()))
+
+
+def material_problems(ring: Ring, stored: Mapping[str, str], passphrase: bytes | None) -> dict[str, str]:
+    """Kids whose stored material does not load, or is not the key the record describes (its
+    fingerprint differs): the Secret was edited by hand. Absent items are not judged here.
+
+    An encrypted PEM without its passphrase cannot be judged and passes (PassphraseMissing says so).
+    """
+    problems: dict[str, str] = {}
+    for key in ring.keys:
+        text = stored.get(material_item(key.kid, is_symmetric(key.algorithm))) if key.has_material else None
+        if text is None:
+            continue
+        if not is_symmetric(key.algorithm) and is_encrypted_pem(text) and passphrase is None:
+            continue
+        found = _fingerprint(key.algorithm, text, passphrase)
+        if found is None:
+            problems[key.kid] = "its private key does not load"
+        elif key.fingerprint and found != key.fingerprint:
+            problems[key.kid] = "its private key is not the one the record describes"
+    return problems
+
+
+@lru_cache(maxsize=4096)
+def _fingerprint(algorithm: str, text: str, passphrase: bytes | None) -> str | None:
+    """The audit fingerprint of stored material, None when it does not load (cached by content:
+    an unchanged Secret is judged once)."""
+    try:
+        material = (
+            load_raw_secret(text, algorithm)
+            if is_symmetric(algorithm)
+            else load_private_pem(text, passphrase, algorithm)
+        )
+    except ValueError:
+        return None
+    return secret_fingerprint(material)

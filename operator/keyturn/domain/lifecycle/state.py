@@ -189,7 +189,7 @@ class PassState:
         return self._take_fresh(KeyState.CURRENT, trigger)
 
     def _ack(self, request: Emergency, result: AckResult, new_kid: str | None, message: str) -> None:
-        self.acks.append(EmergencyAck(request.request_id, self.now, result, new_kid, message))
+        self.acks.append(EmergencyAck(request.request_id, self.now, result, new_kid, message, request.digest))
 
     def _analysing(self, key: Key) -> bool:
         return self.spec.analysis is not None and key.awaits_analysis
