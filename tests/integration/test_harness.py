@@ -9,8 +9,11 @@ API (how the operator itself authenticates in tests), and Deployments that reall
 from __future__ import annotations
 
 import contextlib
+import http.client
+import ssl
 from collections.abc import Iterator
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import pytest
 from kubernetes import client
@@ -222,3 +225,43 @@ def test_deployment_becomes_available_and_rolls_out_a_new_template(
     )
     assert len(pods) == 2
     assert all(_is_running_and_ready(p) for p in pods)
+
+
+def _anonymous_readyz_status(cluster: localcluster.LocalCluster) -> int:
+    """The status of GET /readyz without credentials (allowed to anonymous callers by default)."""
+    with contextlib.closing(cluster.api_client()) as admin:
+        tls = ssl.create_default_context(cafile=admin.configuration.ssl_ca_cert)
+    url = urlsplit(cluster.server)
+    conn = http.client.HTTPSConnection(url.hostname or "", url.port, context=tls, timeout=5)
+    try:
+        conn.request("GET", "/readyz")
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def _node_is_ready(node: client.V1Node) -> bool:
+    conditions = _must(node.status, "node status").conditions or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
+def test_a_local_cluster_runs_n_nodes_and_restarts_its_apiserver_with_extra_flags() -> None:
+    with localcluster.LocalCluster(nodes=2, log=None, progress=None) as local:
+        with contextlib.closing(local.api_client()) as api:
+            core = client.CoreV1Api(api)
+            nodes = core.list_node(label_selector="type=kwok").items
+            assert sorted(_must(n.metadata, "metadata").name or "" for n in nodes) == [
+                "kwok-node-0",
+                "kwok-node-1",
+            ]
+            assert all(_node_is_ready(n) for n in nodes)
+            core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="kept")))
+        assert _anonymous_readyz_status(local) == 200
+
+        local.restart("kube-apiserver", ["--anonymous-auth=false"])
+
+        assert _anonymous_readyz_status(local) == 401
+        with contextlib.closing(local.api_client()) as api:
+            # Same etcd, same port, same credentials: the data and the clients' access survive.
+            assert _must(client.CoreV1Api(api).read_namespace("kept").metadata, "metadata").name == "kept"
+        assert local.dead_components() == []
