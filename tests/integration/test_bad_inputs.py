@@ -641,7 +641,7 @@ CORPUS: dict[str, Case] = {
         after=material(lambda _current, _next: NOT_A_KEY),
     ),
     "the recorded public key of the current key is garbage": Case(
-        Stalled(Reason.SECRET_CORRUPT, "its private key does not load"), after=record_edit(_garbage_public_key)
+        Stalled(Reason.SECRET_CORRUPT, "cannot be rendered"), after=record_edit(_garbage_public_key)
     ),
     "the current key's material is no key": Case(
         Stalled(Reason.SECRET_CORRUPT),
