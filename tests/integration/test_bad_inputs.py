@@ -633,7 +633,8 @@ CORPUS: dict[str, Case] = {
         after=edit_secret(_binary_item),
     ),
     "the current key's material was deleted by hand": Case(
-        Stalled(Reason.SECRET_CORRUPT, "its private key item is missing"), after=edit_secret(_material_deleted)
+        Stalled(Reason.SECRET_CORRUPT, "its private key item is missing"),
+        after=edit_secret(_material_deleted),
     ),
     "the current key's material is no key, and a jwk item needs it": Case(
         Stalled(Reason.SECRET_CORRUPT, "its private key does not load"),
