@@ -1,29 +1,34 @@
-"""Starts kopf with Keyturn's handlers, the metrics endpoint and the health probe."""
+"""Starts the engine, kopf with Keyturn's handlers, the metrics endpoint and the health probe."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
-import secrets
+from pathlib import Path
 
 import kopf
 from prometheus_client import start_http_server
 
 from keyturn import handlers, logs, rollout
+from keyturn.adapters.kube import api_client
 from keyturn.domain.egress import EgressPolicy
 from keyturn.domain.reasons import Reason
+from keyturn.runtime.engine import Election, Engine, identity
+from keyturn.runtime.leader import LeaseTiming
 
 log = logging.getLogger("keyturn")
 EGRESS_ENV = "KEYTURN_EGRESS_ALLOW"  # the same patterns as --egress-allow, comma-separated
+SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 def run(
     *,
     namespaces: list[str],
-    standalone: bool,
-    peering: str | None,
-    priority: int | None,
+    lease: str | None,
+    lease_namespace: str | None,
+    lease_duration: float,
+    workers: int,
     metrics_port: int,
     health_port: int,
     log_format: str,
@@ -40,22 +45,41 @@ def run(
     rollout.configure_egress(egress)
     if metrics_port:
         start_http_server(metrics_port)
-    if peering is not None and priority is None:
-        priority = secrets.randbelow(1_000_000_000) + 1
     # Exact names only: a kopf namespace glob ("team-*", "!kube-system") needs kopf's scanning.
-    handlers.fixed_namespaces = bool(namespaces) and not any(set(ns) & set("*?!,") for ns in namespaces)
-    log.info(
-        f"keyturn starting; egress allowed to {egress.describe()}", extra={"reason": str(Reason.STARTING)}
+    exact = bool(namespaces) and not any(set(ns) & set("*?!,") for ns in namespaces)
+    handlers.fixed_namespaces = exact
+    election = None
+    if lease:
+        where = lease_namespace or _own_namespace() or (namespaces[0] if exact else "default")
+        election = Election(where, lease, identity(), LeaseTiming(lease_duration=lease_duration))
+    handlers.engine = Engine(
+        api_client(),
+        namespaces=namespaces if exact else [],
+        workers=workers,
+        election=election,
+        egress=egress,
     )
-    assert handlers.keyset_daemon is not None
+    mode = f"leader election on Lease {election.namespace}/{election.name}" if election else "standalone"
+    log.info(
+        f"keyturn starting ({mode}, {workers} workers); egress allowed to {egress.describe()}",
+        extra={"reason": str(Reason.STARTING)},
+    )
     asyncio.run(
         kopf.operator(
             clusterwide=not namespaces,
             namespaces=namespaces,
-            standalone=standalone or peering is None,
-            peering_name=peering,
-            priority=priority,
+            standalone=True,  # who acts is the Lease's business (runtime/leader.py), not kopf's peering
             liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz" if health_port else None,
         )
     )
     return 0
+
+
+def _own_namespace() -> str | None:
+    """The Pod's namespace: POD_NAMESPACE, else the service account's namespace file."""
+    if os.environ.get("POD_NAMESPACE"):
+        return os.environ["POD_NAMESPACE"]
+    try:
+        return SA_NAMESPACE.read_text().strip() or None
+    except OSError:
+        return None

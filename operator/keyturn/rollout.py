@@ -1,4 +1,4 @@
-"""Rolling reloads of annotated Deployments and the analysis gate, around the planner.
+"""Rolling reloads of annotated workloads and the analysis gate, around the planner.
 
 `observe` runs before planning (are verifiers ready? did a signer fail? what does the metric
 say?), `advance` after the Secret and JWKS are written (restart the next target). Decisions are
@@ -18,7 +18,8 @@ from kubernetes.client.exceptions import ApiException
 
 from keyturn.adapters import health as health_probe
 from keyturn.adapters import prometheus
-from keyturn.adapters.deployments import BadTarget, Deployments, to_target
+from keyturn.adapters.workload_index import WorkloadIndex
+from keyturn.adapters.workloads import BadTarget, Workloads, targeted_keysets, to_target
 from keyturn.domain import analysis as gate
 from keyturn.domain.annotations import HEALTH_ANNOTATION
 from keyturn.domain.egress import EgressPolicy, Refused, health_url, shorten
@@ -27,7 +28,16 @@ from keyturn.domain.reasons import Reason
 from keyturn.domain.schedule import earliest
 from keyturn.domain.spec import Spec
 from keyturn.domain.status import AnalysisView, Measurement, RolloutView
-from keyturn.domain.targets import SIGNING_ROLES, Decision, Health, Role, Target, decide, revisions
+from keyturn.domain.targets import (
+    SIGNING_ROLES,
+    Decision,
+    Health,
+    Role,
+    Target,
+    WorkloadKind,
+    decide,
+    revisions,
+)
 
 log = logging.getLogger("keyturn")
 
@@ -68,6 +78,10 @@ def configure_egress(policy: EgressPolicy) -> None:
     _egress = policy
 
 
+class TargetsNotListed(RuntimeError):
+    """The operator's index of workloads is not filled yet: no target can count as loaded."""
+
+
 def _why(exc: BaseException) -> str:
     """A failed API or HTTP call in a few words: the status for the API server, else the kind."""
     if isinstance(exc, ApiException):
@@ -88,8 +102,12 @@ class Rollouts:
     Either way the pass goes on, so an emergency is never held by a peripheral fault.
     """
 
-    def __init__(self, api: Any, egress: EgressPolicy | None = None) -> None:
-        self.deployments = Deployments(api)
+    def __init__(
+        self, api: Any, egress: EgressPolicy | None = None, index: WorkloadIndex | None = None
+    ) -> None:
+        self.workloads = Workloads(api)
+        # The targets come from the watch (the operator's index); without one, from a LIST per pass.
+        self.index = index
         self.egress = egress if egress is not None else _egress
         self._samples: dict[SampleKey, dict[datetime, gate.Sample]] = {}
         self._announced: dict[tuple[str, str], str] = {}  # (namespace/keyset, what) -> last announced
@@ -101,10 +119,10 @@ class Rollouts:
         result = RolloutResult()
         key = f"{spec.namespace}/{spec.name}"
         try:
-            raw = await self.deployments.targets(spec.namespace, spec.name)
+            raw = await self._targets(spec.namespace, spec.name)
         except Exception as exc:  # a peripheral fault: reported, never raised
             log.warning(
-                "listing target Deployments failed",
+                "listing target workloads failed",
                 exc_info=not isinstance(exc, ApiException),
                 extra={"namespace": spec.namespace, "keyset": spec.name},
             )
@@ -114,22 +132,22 @@ class Rollouts:
             result.view = self._views.get(key, RolloutView())
             result.degraded = (
                 Reason.TARGETS_UNREADABLE,
-                f"listing the Deployments in {spec.namespace} failed ({_why(exc)}): no target is "
+                f"listing the workloads in {spec.namespace} failed ({_why(exc)}): no target is "
                 "restarted and activations wait until it works; revocations go on",
             )
             await self._analyse(spec, ring, now, result, query=True)
             return result
         problems: list[str] = []
-        for deployment in raw:
+        for body in raw:
             try:
-                target = to_target(deployment, spec.name)
+                target = to_target(body, spec.name)
             except BadTarget as exc:
                 problems.append(str(exc))
                 continue
             except Exception as exc:  # to_target is total; this is the last line of defence
-                log.exception("reading a target Deployment failed", extra={"keyset": spec.name})
-                name = shorten(str(getattr(getattr(deployment, "metadata", None), "name", "?")), 60)
-                problems.append(f"deployment {name} cannot be read ({type(exc).__name__}); left out")
+                log.exception("reading a target workload failed", extra={"keyset": spec.name})
+                name = shorten(str((body.get("metadata") or {}).get("name", "?")), 60)
+                problems.append(f"workload {name} cannot be read ({type(exc).__name__}); left out")
                 continue
             result.targets.append(target)
             problems.extend(target.damaged)
@@ -138,7 +156,7 @@ class Rollouts:
                     health_url(target.health_url, self.egress)
                 except Refused as refused:
                     problems.append(
-                        f"deployment {target.name}: {HEALTH_ANNOTATION} {shorten(target.health_url)!r} "
+                        f"{target.label}: {HEALTH_ANNOTATION} {shorten(target.health_url)!r} "
                         f"refused ({refused}); its health check fails until the annotation is fixed"
                     )
         if problems:
@@ -184,10 +202,8 @@ class Rollouts:
             await self._patch(
                 spec,
                 result,
-                f"deployment {target.name}: recording that it passed the gate",
-                self.deployments.mark_verified(
-                    spec.namespace, target.name, spec.name, desired[target.role], now
-                ),
+                f"{target.label}: recording that it passed the gate",
+                self.workloads.mark_verified(target, spec.namespace, spec.name, desired[target.role], now),
             )
         if decision.failure is not None:
             message = decision.failure_message
@@ -199,19 +215,15 @@ class Rollouts:
             done = await self._patch(
                 spec,
                 result,
-                f"deployment {target.name}: {'restarting' if restart else 'stamping'} it",
-                self.deployments.stamp(spec.namespace, target.name, spec.name, decision.stamp_revision, now),
+                f"{target.label}: {'restarting' if restart else 'stamping'} it",
+                self.workloads.stamp(target, spec.namespace, spec.name, decision.stamp_revision, now),
             )
             if done and restart:
-                message = (
-                    f"restarting deployment {target.name} ({target.role}) for revision "
-                    f"{decision.stamp_revision}"
-                )
+                message = f"restarting {target.label} ({target.role}) for revision {decision.stamp_revision}"
                 result.events.append(RolloutEvent(Reason.ROLLOUT_PROGRESSING, message))
             elif done:
                 log.info(
-                    f"stamped deployment {target.name} again (no usable stamp); rollout.timeout counts "
-                    "from now",
+                    f"stamped {target.label} again (no usable stamp); rollout.timeout counts from now",
                     extra={"namespace": spec.namespace, "keyset": spec.name, "reason": "RolloutProgressing"},
                 )
             if done:
@@ -227,6 +239,17 @@ class Rollouts:
         self._views[key] = result.view
         result.wake_at = earliest(decision.wake_at, result.wake_at)
         return result
+
+    async def _targets(self, namespace: str, keyset: str) -> list[Mapping[str, Any]]:
+        """The workloads naming the keyset: from the watch's index, or (without one) a LIST of each kind."""
+        if self.index is not None:
+            if not self.index.listed:
+                raise TargetsNotListed("the workload index has not been listed yet")
+            return list(self.index.targets(namespace, keyset))
+        found: list[Mapping[str, Any]] = []
+        for kind in WorkloadKind:
+            found += [b for b in await self.workloads.list(kind, namespace) if keyset in targeted_keysets(b)]
+        return found
 
     async def _patch(self, spec: Spec, result: RolloutResult, what: str, call: Awaitable[None]) -> bool:
         """One Deployment write; a failure is this target's fault (TargetFailed), never the pass's."""
@@ -252,7 +275,7 @@ class Rollouts:
                 return_exceptions=True,
             )
             for target, answer in zip(decision.probe, answers, strict=True):
-                result.health[target.name] = (
+                result.health[target.key] = (
                     answer
                     if isinstance(answer, Health)
                     else Health(False, f"probe failed: {type(answer).__name__}")

@@ -1,21 +1,61 @@
-"""JwtKeySet objects: a fresh read per pass, and merge patches of the status subresource."""
+"""JwtKeySet objects: the latest body the watch delivered, and merge patches of the status.
+
+The operator's watch already holds every keyset's latest body, so a pass reads it from there (no
+GET per pass) and falls back to a GET only for a keyset the watch has not delivered. A status
+patch returns the new body, which replaces the cached one at once and is recorded as Keyturn's own
+write, so its watch event wakes nothing.
+"""
 
 from __future__ import annotations
 
+import copy
+import threading
 from collections.abc import Mapping
 from typing import Any, cast
 
 from kubernetes import client
 
 from keyturn import GROUP, PLURAL, VERSION
-from keyturn.adapters.kube import call, get_or_none
+from keyturn.adapters.kube import OWN_WRITES, call, get_or_none
+from keyturn.domain.annotations import FINALIZER
+
+KIND = "JwtKeySet"
 
 
 class Keysets:
-    def __init__(self, api: Any) -> None:
+    def __init__(self, api: Any, *, cached: bool = False) -> None:
         self._custom = client.CustomObjectsApi(api)
+        self._cached = cached
+        self._bodies: dict[tuple[str, str], dict[str, Any]] = {}
+        self._lock = threading.Lock()
 
+    # -------------------------------------------------------------------------------- the cache
+    def remember(self, body: Mapping[str, Any]) -> None:
+        """The watch saw this body (or a write returned it): the newest one wins."""
+        meta = body.get("metadata") or {}
+        key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+        with self._lock:
+            self._bodies[key] = copy.deepcopy(dict(body))
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self._bodies.pop((namespace, name), None)
+
+    def cached(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._bodies.values())
+
+    def cached_body(self, namespace: str, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self._bodies.get((namespace, name))
+
+    # -------------------------------------------------------------------------------- the API
     async def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        if self._cached:
+            with self._lock:
+                body = self._bodies.get((namespace, name))
+            if body is not None:
+                return copy.deepcopy(body)
         obj = await get_or_none(
             self._custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
         )
@@ -25,7 +65,7 @@ class Keysets:
 
     async def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         """JSON merge patch of only the fields that changed; a person's status.emergency survives."""
-        await call(
+        written = await call(
             self._custom.patch_namespaced_custom_object_status,
             GROUP,
             VERSION,
@@ -34,13 +74,36 @@ class Keysets:
             name,
             {"status": dict(status)},
         )
+        self._written(namespace, name, written)
+
+    async def drop_finalizer(self, obj: Mapping[str, Any]) -> None:
+        """Versions up to 0.1 had kopf put a finalizer on every keyset; nothing needs it any more."""
+        meta = obj.get("metadata") or {}
+        finalizers = [f for f in meta.get("finalizers") or () if f != FINALIZER]
+        patch = {"metadata": {"finalizers": finalizers, "resourceVersion": meta.get("resourceVersion")}}
+        written = await call(
+            self._custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            str(meta.get("namespace")),
+            PLURAL,
+            str(meta.get("name")),
+            patch,
+        )
+        self._written(str(meta.get("namespace")), str(meta.get("name")), written)
+
+    def _written(self, namespace: str, name: str, written: object) -> None:
+        if isinstance(written, Mapping):
+            OWN_WRITES.add(KIND, namespace, name, (written.get("metadata") or {}).get("resourceVersion"))
+            if self._cached:
+                self.remember(written)
 
 
 def owner_reference(obj: Mapping[str, Any]) -> dict[str, Any]:
     meta = obj["metadata"]
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": obj.get("kind", "JwtKeySet"),
+        "kind": obj.get("kind", KIND),
         "name": meta["name"],
         "uid": meta["uid"],
         "controller": True,

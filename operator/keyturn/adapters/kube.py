@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
@@ -13,7 +15,7 @@ from kubernetes.client.exceptions import ApiException
 
 from keyturn import __version__
 
-__all__ = ["Conflict", "api_client", "call", "get_or_none", "is_status"]
+__all__ = ["OWN_WRITES", "Conflict", "OwnWrites", "api_client", "call", "get_or_none", "is_status"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -55,6 +57,42 @@ async def get_or_none(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> 
 
 def is_status(exc: BaseException, *codes: int) -> bool:
     return isinstance(exc, ApiException) and exc.status in codes
+
+
+class OwnWrites:
+    """The resourceVersions this process wrote, so the watch events they cause wake nothing.
+
+    Every write Keyturn makes comes back as a watch event carrying the new resourceVersion; a pass
+    woken by it would find nothing to do (at best) or do work twice. An event whose version is
+    one of ours is Keyturn's own; anything else is someone else's change. Bounded: old entries go.
+    """
+
+    def __init__(self, limit: int = 65536) -> None:
+        self._seen: collections.OrderedDict[tuple[str, str, str, str], None] = collections.OrderedDict()
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def add(self, kind: str, namespace: str, name: str, version: object) -> None:
+        if not isinstance(version, str) or not version:
+            return
+        with self._lock:
+            self._seen[(kind, namespace, name, version)] = None
+            while len(self._seen) > self._limit:
+                self._seen.popitem(last=False)
+
+    def is_own(self, kind: str, namespace: str | None, name: str | None, version: object) -> bool:
+        """Whether this event is the echo of one of our writes (each echo is recognised once)."""
+        if not (namespace and name and isinstance(version, str)):
+            return False
+        with self._lock:
+            try:
+                del self._seen[(kind, namespace, name, version)]
+            except KeyError:
+                return False
+            return True
+
+
+OWN_WRITES = OwnWrites()
 
 
 class Conflict(RuntimeError):

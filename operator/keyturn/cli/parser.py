@@ -97,6 +97,20 @@ def _program_name() -> str:
     return "kubectl keyturn" if base.startswith("kubectl-") else "keyturn"
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 1024:
+        raise argparse.ArgumentTypeError(f"{text} is not a number from 1 to 1024")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not 2.0 <= value <= 3600.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds from 2 to 3600")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     formatter = argparse.RawDescriptionHelpFormatter
     top = argparse.ArgumentParser(
@@ -118,14 +132,36 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         help="watch only this namespace (repeatable; default: all namespaces)",
     )
-    run.add_argument("--standalone", action="store_true", help="no peering with other replicas")
-    run.add_argument("--peering", default=None, help="kopf peering object name (for several replicas)")
     run.add_argument(
-        "--priority",
-        type=int,
+        "--lease",
         default=None,
-        help="peering priority: the highest live replica acts, the others stand by (default: random, so "
-        "that two replicas never tie; kopf pauses every replica of a tie)",
+        metavar="NAME",
+        help="leader election on the coordination.k8s.io Lease NAME: with several replicas one acts, the "
+        "others stand by and take over within seconds (default: none, this replica acts alone)",
+    )
+    run.add_argument(
+        "--lease-namespace",
+        default=None,
+        metavar="NS",
+        help="the Lease's namespace (default: $POD_NAMESPACE, else the Pod's, else the first --namespace)",
+    )
+    run.add_argument(
+        "--lease-duration",
+        type=_positive_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="a standby takes over once the Lease went unrenewed this long (default: 10)",
+    )
+    run.add_argument(
+        "--standalone", action="store_true", help="no leader election (the default without --lease)"
+    )
+    run.add_argument("--peering", default=None, help=argparse.SUPPRESS)  # before 0.2: now --lease NAME
+    run.add_argument("--priority", type=int, default=None, help=argparse.SUPPRESS)  # before 0.2: ignored
+    run.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=16,
+        help="passes that may run at once (default: 16); emergencies always go first",
     )
     run.add_argument("--metrics-port", type=int, default=8080, help="port of /metrics (0: off)")
     run.add_argument("--health-port", type=int, default=8081, help="port of /healthz (0: off)")

@@ -8,11 +8,13 @@ import argparse
 def cmd_run(args: argparse.Namespace) -> int:
     from keyturn import operator_main  # noqa: PLC0415 - kopf is only imported to run the operator
 
+    lease = None if args.standalone else (args.lease or args.peering)
     return operator_main.run(
         namespaces=args.namespace,
-        standalone=args.standalone,
-        peering=args.peering,
-        priority=args.priority,
+        lease=lease,
+        lease_namespace=args.lease_namespace,
+        lease_duration=args.lease_duration,
+        workers=args.workers,
         metrics_port=args.metrics_port,
         health_port=args.health_port,
         log_format=args.log_format,

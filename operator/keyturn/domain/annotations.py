@@ -27,14 +27,15 @@ KEYSET_LABEL: Final = "keyturn.dev/keyset"
 # On both too: Keyturn watches the Secrets and ConfigMaps that carry it.
 MANAGED_BY: Final[Mapping[str, str]] = {"app.kubernetes.io/managed-by": "keyturn"}
 
-# ----------------------------------------------------- on a target Deployment, written by people
+# ---------------------------------- on a target workload (Deployment, StatefulSet, DaemonSet), by people
 # The keyset(s) whose keys the Deployment loads (comma-separated).
 KEYSET_ANNOTATION: Final = "keyturn.dev/keyset"
 ROLE_ANNOTATION: Final = "keyturn.dev/role"  # verifier, signer or both (the default)
 HEALTH_ANNOTATION: Final = "keyturn.dev/health-url"  # checked after each restart
 ORDER_ANNOTATION: Final = "keyturn.dev/order"  # lower restarts first
+RELOAD_ANNOTATION: Final = "keyturn.dev/reload"  # restart (the default) or none (it hot-reloads)
 
-# ----------------------------------------------------- on a target Deployment, written by Keyturn
+# ------------------------------------------------------- on a target workload, written by Keyturn
 # On the pod template: the revision of the keys the Pods were started for (changing it restarts them).
 REVISION_PREFIX: Final = "keyturn.dev/rev-"
 # On the Deployment's metadata (no restart): when Keyturn stamped it, and which revision passed the gate.

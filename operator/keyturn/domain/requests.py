@@ -128,3 +128,17 @@ def _token(value: object) -> str | None:
     if isinstance(value, str) and value:
         return value[:MAX_TOKEN]
     return None
+
+
+def urgent(obj: object) -> bool:
+    """A revocation waits on this keyset: an emergency request without an answer, or a revokedKids
+    entry whose key status does not show revoked yet. Such a keyset's pass jumps the queue."""
+    status = _mapping(_get(obj, "status"))
+    request = _mapping(status.get("emergency"))
+    if request.get("requestId") and not request.get("result"):
+        return True
+    keys = status.get("keys")
+    states = (
+        {_mapping(k).get("kid"): _mapping(k).get("state") for k in keys} if isinstance(keys, list) else {}
+    )
+    return any(kid in states and states[kid] != "revoked" for kid, _ in read_revocations(_get(obj, "spec")))

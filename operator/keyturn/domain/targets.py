@@ -1,4 +1,4 @@
-"""Rolling reloads of target Deployments, decided from what the Deployments themselves record.
+"""Rolling reloads of target workloads, decided from what the workloads themselves record.
 
 Nothing about a rollout's progress is stored anywhere but on the targets: each one carries, on its
 pod template, the revision of the keys it was last restarted for. So a crash mid-rollout resumes
@@ -8,7 +8,7 @@ exactly where it stopped, and a GitOps tool sees one annotation change per resta
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -23,6 +23,21 @@ class Role(StrEnum):
     VERIFIER = "verifier"
     SIGNER = "signer"
     BOTH = "both"
+
+
+class WorkloadKind(StrEnum):
+    """The kinds a target can be; each is restarted the way its controller rolls it."""
+
+    DEPLOYMENT = "Deployment"
+    STATEFULSET = "StatefulSet"
+    DAEMONSET = "DaemonSet"
+
+
+class Reload(StrEnum):
+    """keyturn.dev/reload: how a target picks up new keys."""
+
+    RESTART = "restart"  # Keyturn restarts it (a pod-template annotation), one target at a time
+    NONE = "none"  # never restarted: it re-reads its mounted files (the propagation gate tells when)
 
 
 def _digest(*parts: str) -> str:
@@ -42,7 +57,7 @@ def revisions(ring: Ring) -> dict[Role, str]:
 
 @dataclass(frozen=True)
 class Target:
-    """A Deployment as the decision needs it: identity, what it runs, whether it is done."""
+    """A workload as the decision needs it: identity, what it runs, whether it is done."""
 
     name: str
     role: Role
@@ -58,6 +73,18 @@ class Target:
     verified_at: datetime | None = None
     # Keyturn's own annotations on it that a person damaged: ignored, reported (BadTarget).
     damaged: tuple[str, ...] = ()
+    kind: WorkloadKind = WorkloadKind.DEPLOYMENT
+    reload: Reload = Reload.RESTART
+
+    @property
+    def key(self) -> str:
+        """Unique among a keyset's targets (a Deployment and a StatefulSet may share a name)."""
+        return f"{self.kind}/{self.name}"
+
+    @property
+    def label(self) -> str:
+        """How messages name it: `deployment web`, `statefulset db`."""
+        return f"{self.kind.lower()} {self.name}"
 
 
 @dataclass(frozen=True)
@@ -80,6 +107,7 @@ class TargetView:
     role: Role
     state: TargetState
     message: str = ""
+    kind: WorkloadKind = WorkloadKind.DEPLOYMENT
 
 
 @dataclass(frozen=True)
@@ -114,9 +142,14 @@ def decide(
     desired: dict[Role, str],
     now: datetime,
     rollout: RolloutSpec,
-    health: dict[str, Health],
+    health: Mapping[str, Health],
+    loaded: Mapping[Role, bool] | None = None,
 ) -> Decision:
-    """One step of the one-at-a-time rollout: which target to restart, wait on, or report failed."""
+    """One step of the one-at-a-time rollout: which target to restart, wait on, or report failed.
+
+    `health` is keyed by Target.key. `loaded` says, per role, whether the processes of `reload: none`
+    targets accept what that role needs (the propagation gate); without an entry they do (no gate).
+    """
     views: list[TargetView] = []
     stamp: Target | None = None
     failure: Target | None = None
@@ -128,28 +161,34 @@ def decide(
     last_done: datetime | None = None
     for target in ordered(targets):
         want = desired[target.role]
+
+        if target.reload is Reload.NONE:
+            # Never restarted, and never in the way of the targets after it: it re-reads its files.
+            if (loaded or {}).get(target.role, True):
+                views.append(_view(target, TargetState.READY, "reloads by itself"))
+            else:
+                views.append(_view(target, TargetState.PENDING, "waiting for its processes to load the keys"))
+            continue
         if blocked:
             state = (
                 TargetState.READY
                 if target.revision == want and target.verified == want
                 else TargetState.PENDING
             )
-            views.append(TargetView(target.name, target.role, state))
+            views.append(_view(target, state))
             continue
         if target.revision != want:
             ready_at = _plus(last_done, rollout.pause_between) if last_done else now
             if ready_at > now:
                 wakes.append(ready_at)
-                views.append(
-                    TargetView(target.name, target.role, TargetState.PENDING, "pause between targets")
-                )
+                views.append(_view(target, TargetState.PENDING, "pause between targets"))
             else:
                 stamp = target
-                views.append(TargetView(target.name, target.role, TargetState.ROLLING, "restarting"))
+                views.append(_view(target, TargetState.ROLLING, "restarting"))
             blocked = True
             continue
         if target.verified == want:
-            views.append(TargetView(target.name, target.role, TargetState.READY))
+            views.append(_view(target, TargetState.READY))
             # A time in the future (a damaged annotation, a skewed clock) counts as now.
             last_done = _latest(last_done, min(target.verified_at, now) if target.verified_at else None)
             continue
@@ -157,9 +196,7 @@ def decide(
             # On the right revision but no usable stamp (removed, damaged, or from the future): stamp it
             # again. The revision does not change, so nothing restarts; the timeout counts from now.
             stamp = target
-            views.append(
-                TargetView(target.name, target.role, TargetState.ROLLING, "stamping again: no usable stamp")
-            )
+            views.append(_view(target, TargetState.ROLLING, "stamping again: no usable stamp"))
             blocked = True
             continue
         deadline = _plus(target.stamped_at, rollout.timeout)
@@ -170,43 +207,38 @@ def decide(
                     if target.deadline_exceeded
                     else f"not complete after {format_duration(rollout.timeout)}"
                 )
-                failure, failure_message = (
-                    target,
-                    f"deployment {target.name}: rollout {why} ({target.progress})",
-                )
-                views.append(TargetView(target.name, target.role, TargetState.FAILED, failure_message))
+                failure, failure_message = (target, f"{target.label}: rollout {why} ({target.progress})")
+                views.append(_view(target, TargetState.FAILED, failure_message))
             else:
                 wakes.append(deadline)
-                views.append(TargetView(target.name, target.role, TargetState.ROLLING, target.progress))
+                views.append(_view(target, TargetState.ROLLING, target.progress))
             blocked = True
             continue
         if target.health_url:
-            result = health.get(target.name)
+            result = health.get(target.key)
             if result is None:
                 probe.append(target)
-                views.append(
-                    TargetView(target.name, target.role, TargetState.CHECKING, shorten(target.health_url))
-                )
+                views.append(_view(target, TargetState.CHECKING, shorten(target.health_url)))
                 blocked = True
                 continue
             if not result.ok:
                 if now >= deadline:
                     failure = target
                     url = shorten(target.health_url)
-                    failure_message = f"deployment {target.name}: health check {url} {result.message}"
-                    views.append(TargetView(target.name, target.role, TargetState.FAILED, failure_message))
+                    failure_message = f"{target.label}: health check {url} {result.message}"
+                    views.append(_view(target, TargetState.FAILED, failure_message))
                 else:
                     wakes.append(min(deadline, _plus(now, HEALTH_RETRY)))
-                    views.append(TargetView(target.name, target.role, TargetState.CHECKING, result.message))
+                    views.append(_view(target, TargetState.CHECKING, result.message))
                 blocked = True
                 continue
         mark.append(target)
-        views.append(TargetView(target.name, target.role, TargetState.READY))
+        views.append(_view(target, TargetState.READY))
         last_done = _latest(last_done, now)
 
     def all_done(roles: tuple[Role, ...]) -> bool:
-        named = {v.name: v for v in views}
-        return all(named[t.name].state is TargetState.READY for t in targets if t.role in roles)
+        named = {f"{v.kind}/{v.name}": v for v in views}
+        return all(named[t.key].state is TargetState.READY for t in targets if t.role in roles)
 
     return Decision(
         stamp=stamp,
@@ -221,6 +253,10 @@ def decide(
         probe=tuple(probe),
         mark=tuple(mark),
     )
+
+
+def _view(target: Target, state: TargetState, message: str = "") -> TargetView:
+    return TargetView(target.name, target.role, state, message, target.kind)
 
 
 def _latest(a: datetime | None, b: datetime | None) -> datetime | None:

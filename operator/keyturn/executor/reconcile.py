@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,8 +46,13 @@ from keyturn.rollout import RolloutResult, Rollouts
 
 log = logging.getLogger("keyturn")
 
-# A keyset with nothing due still wakes up this often, to notice a lost watch event.
+# A keyset with nothing due still wakes up about this often, to notice a lost watch event; spread
+# by +-10 % so that keysets started together (a restart) do not all wake in the same second.
 MAX_SLEEP = timedelta(hours=1)
+
+
+def spread() -> float:
+    return 0.9 + random.random() / 5  # noqa: S311 - jitter, not crypto
 
 
 @dataclass
@@ -70,8 +76,10 @@ class Executor:
         events: EventPort,
         rollouts: RolloutPort,
         clock: Clock = utcnow,
+        jitter: Callable[[], float] = spread,
     ) -> None:
         self.clock = clock
+        self.jitter = jitter
         self.gatherer = Gatherer(keysets, secrets, configmaps, rollouts)
         self.writer = Writer(secrets, configmaps)
         self.reporter = Reporter(keysets, events)
@@ -179,7 +187,7 @@ class Executor:
                 the_plan.wake_at,
                 rollout.wake_at if rollout else None,
                 _recheck(violations, now),
-                now + MAX_SLEEP,
+                self._idle(now),
             )
         )
 
@@ -232,7 +240,10 @@ class Executor:
         view = status_view.Observed(degraded=degraded, ack=_rejected(inputs, violations, now))
         ring = inputs.ring if isinstance(inputs.ring, Ring) else Ring()
         await self.reporter.status(gathered.obj, ring, None, violations, view, now)
-        return Outcome(wake_at=earliest(_recheck(violations, now), now + MAX_SLEEP))
+        return Outcome(wake_at=earliest(_recheck(violations, now), self._idle(now)))
+
+    def _idle(self, now: datetime) -> datetime:
+        return now + MAX_SLEEP * self.jitter()
 
 
 def _recheck(violations: list[Violation], now: datetime) -> datetime | None:

@@ -1,0 +1,243 @@
+"""The engine: the watch's events in, passes out, one pass per change that someone else made.
+
+handlers.py (the only kopf code) hands every watch event here. The engine keeps the latest keyset
+bodies and the index of target workloads, drops the echoes of Keyturn's own writes, and wakes the
+keysets a change concerns in the scheduler's lane for it. The scheduler runs the passes while this
+replica leads (leader.py) and once the workload index is listed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import secrets
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from keyturn import metrics
+from keyturn.adapters.configmaps import ConfigMaps
+from keyturn.adapters.events import Events
+from keyturn.adapters.keysets import KIND as KEYSET_KIND
+from keyturn.adapters.keysets import Keysets
+from keyturn.adapters.kube import OWN_WRITES, Conflict
+from keyturn.adapters.secrets import Secrets
+from keyturn.adapters.workload_index import WorkloadIndex
+from keyturn.adapters.workloads import Workloads
+from keyturn.domain.annotations import FINALIZER, KEYSET_LABEL
+from keyturn.domain.egress import EgressPolicy
+from keyturn.domain.requests import urgent
+from keyturn.domain.targets import WorkloadKind
+from keyturn.executor import Executor, utcnow
+from keyturn.rollout import Rollouts
+from keyturn.runtime.leader import LeaderElector, LeaseTiming
+from keyturn.runtime.scheduler import Key, Lane, Scheduler
+
+log = logging.getLogger("keyturn")
+
+MAX_BACKOFF = 300.0
+CONFLICT_RETRY = 0.05
+RESYNC_EVERY = 600.0  # the workload index is swept against a full LIST this often
+
+
+@dataclass(frozen=True)
+class Election:
+    """Run with leader election on this Lease (several replicas), or without (one replica)."""
+
+    namespace: str
+    name: str
+    identity: str
+    timing: LeaseTiming = field(default_factory=LeaseTiming)
+
+
+def identity() -> str:
+    """Which replica this is, in the Lease: the Pod's name (POD_NAME), else the host, plus a random
+    suffix so a restarted Pod of the same name is a new candidate."""
+    base = os.environ.get("POD_NAME") or socket.gethostname()
+    return f"{base}-{secrets.token_hex(3)}"
+
+
+class Engine:
+    def __init__(
+        self,
+        api: Any,
+        *,
+        namespaces: list[str],
+        workers: int = 16,
+        election: Election | None = None,
+        egress: EgressPolicy | None = None,
+    ) -> None:
+        self.api = api
+        self.namespaces = namespaces
+        self.keysets = Keysets(api, cached=True)
+        self.index = WorkloadIndex()
+        self.workloads = Workloads(api)
+        self.executor = Executor(
+            keysets=self.keysets,
+            secrets=Secrets(api),
+            configmaps=ConfigMaps(api),
+            events=Events(api),
+            rollouts=Rollouts(api, egress, self.index),
+        )
+        self.scheduler = Scheduler(self._pass, workers=workers)
+        self.election = election
+        self.elector = (
+            LeaderElector(
+                api,
+                namespace=election.namespace,
+                name=election.name,
+                identity=election.identity,
+                timing=election.timing,
+            )
+            if election
+            else None
+        )
+        self.leading = election is None
+        self._failures: dict[Key, int] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ------------------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self.scheduler.run(), name="keyturn-scheduler"),
+            asyncio.create_task(self._resync_loop(), name="keyturn-resync"),
+        ]
+        if self.elector is not None:
+            self._tasks.append(
+                asyncio.create_task(self.elector.run(self._lead, self._follow), name="keyturn-leader")
+            )
+
+    async def stop(self) -> None:
+        self.scheduler.active.clear()
+        for task in reversed(self._tasks):
+            task.cancel()
+        for task in reversed(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _lead(self) -> None:
+        self.leading = True
+        # Anything may have changed while standing by: every known keyset gets a pass, revocations first.
+        self.scheduler.wake_all(self._lane, [_key(b) for b in self.keysets.cached()])
+        self._open_gate()
+
+    async def _follow(self) -> None:
+        self.leading = False
+        self.scheduler.active.clear()
+        for body in self.keysets.cached():
+            metrics.forget(*_key(body))  # only the acting replica exports a keyset's gauges
+
+    def _open_gate(self) -> None:
+        if self.leading and self.index.listed:
+            self.scheduler.active.set()
+
+    # ------------------------------------------------------------------------------ the watch
+    def keyset_event(self, event: str | None, body: Mapping[str, Any]) -> None:
+        key = _key(body)
+        if event == "DELETED":
+            self.keysets.forget(*key)
+            self.scheduler.forget(key)
+            metrics.forget(*key)
+            return
+        own = OWN_WRITES.is_own(KEYSET_KIND, key[0], key[1], _version(body))
+        self.keysets.remember(body)
+        if not own:
+            self.scheduler.wake(key, Lane.EMERGENCY if urgent(body) else Lane.CHANGE)
+
+    def owned_object_event(self, kind: str, body: Mapping[str, Any]) -> None:
+        """A Secret or ConfigMap of a keyset changed: its keyset looks again, unless Keyturn wrote it."""
+        meta = body.get("metadata") or {}
+        namespace, name = meta.get("namespace"), meta.get("name")
+        if OWN_WRITES.is_own(kind, namespace, name, meta.get("resourceVersion")):
+            return
+        keyset = (meta.get("labels") or {}).get(KEYSET_LABEL)
+        if isinstance(namespace, str) and isinstance(keyset, str) and keyset:
+            self.scheduler.wake((namespace, keyset), Lane.CHANGE)
+
+    def workload_event(self, event: str | None, body: Mapping[str, Any]) -> None:
+        """A workload changed: the index follows, and the keysets it names (before or after) look again."""
+        meta = body.get("metadata") or {}
+        own = OWN_WRITES.is_own(
+            str(body.get("kind")), meta.get("namespace"), meta.get("name"), _version(body)
+        )
+        affected = self.index.remove(body) if event == "DELETED" else self.index.update(body)
+        if not own:
+            for key in affected:
+                self.scheduler.wake(key, Lane.CHANGE)
+
+    async def release_finalizer(self, body: Mapping[str, Any]) -> None:
+        """A keyset being deleted still carries the finalizer older versions had kopf put on it."""
+        if FINALIZER in ((body.get("metadata") or {}).get("finalizers") or ()):
+            await self.keysets.drop_finalizer(body)
+
+    # ------------------------------------------------------------------------------ passes
+    def _lane(self, key: Key) -> Lane:
+        body = self.keysets.cached_body(*key)
+        return Lane.EMERGENCY if body is not None and urgent(body) else Lane.CHANGE
+
+    async def _pass(self, key: Key) -> float | None:
+        """One reconcile pass; the seconds until the keyset wants another (backoff after a failure)."""
+        try:
+            outcome = await self.executor.reconcile(*key)
+        except Conflict as exc:
+            log.info("%s", exc, extra={"namespace": key[0], "keyset": key[1], "reason": "Conflict"})
+            return CONFLICT_RETRY
+        except Exception as exc:  # any failure: said in status, backed off, never fatal
+            failures = self._failures[key] = self._failures.get(key, 0) + 1
+            delay = min(MAX_BACKOFF, 2.0 ** (failures - 1)) * (1 + random.random() / 4)  # noqa: S311
+            try:
+                await self.executor.report_failure(*key, exc)
+            except Exception as report_exc:  # the API may be what failed: the log still tells
+                log.warning(
+                    "could not report the failure in status: %s",
+                    type(report_exc).__name__,
+                    extra={"namespace": key[0], "keyset": key[1], "reason": "ReconcileError"},
+                )
+            return delay
+        self._failures.pop(key, None)
+        if outcome.wake_at is None:
+            return None
+        return max(0.0, (outcome.wake_at - utcnow()).total_seconds())
+
+    # ------------------------------------------------------------------------------ the index
+    async def _resync_loop(self) -> None:
+        """List every workload kind now and every RESYNC_EVERY seconds: the first listing opens the
+        gate (no pass may think a keyset has no targets before it), later ones sweep what a watch
+        reconnection missed."""
+        while True:
+            try:
+                await self._resync()
+            except Exception as exc:
+                log.warning(
+                    "listing the workloads failed: %s",
+                    type(exc).__name__,
+                    extra={"reason": "TargetsUnreadable"},
+                )
+                await asyncio.sleep(5.0)
+                continue
+            self._open_gate()
+            await asyncio.sleep(RESYNC_EVERY * (0.9 + random.random() / 5))  # noqa: S311 - jitter
+
+    async def _resync(self) -> None:
+        scopes: list[str | None] = list(self.namespaces) if self.namespaces else [None]
+        listed: list[dict[str, Any]] = []
+        for namespace in scopes:
+            for kind in WorkloadKind:
+                listed += await self.workloads.list(kind, namespace)
+        affected = self.index.sweep(listed, set(self.namespaces) if self.namespaces else None)
+        if self.scheduler.active.is_set():
+            for key in affected:
+                self.scheduler.wake(key, Lane.CHANGE)
+
+
+def _key(body: Mapping[str, Any]) -> Key:
+    meta = body.get("metadata") or {}
+    return str(meta.get("namespace", "")), str(meta.get("name", ""))
+
+
+def _version(body: Mapping[str, Any]) -> object:
+    return (body.get("metadata") or {}).get("resourceVersion")
