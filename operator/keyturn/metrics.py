@@ -118,6 +118,8 @@ def record_plan(namespace: str, name: str, before: Ring, plan: Plan, spec: Spec)
         JWKS_KEYS.labels(namespace, name).set(sum(1 for k in ring.keys if k.verifies))
     if spec.rotation.interval is not None:
         INTERVAL.labels(namespace, name).set(spec.rotation.interval.total_seconds())
+    else:  # a cron keyset has no interval: a series left from before a switch would be stale
+        _drop(INTERVAL, namespace, name)
     KEY_AGES.update(namespace, name, ring)
 
 

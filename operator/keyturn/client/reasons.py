@@ -3,7 +3,7 @@
 They are metric label values and API values at once (`VerificationError.reason`, the example
 app's 401 bodies), so dashboards, alerts and the analysis gate can rely on them: values are only
 ever added, never renamed. The enum is called `ValidationReason`, not `Reason`, so that it is never
-mistaken for the operator's own `keyturn.domain.policies.Reason` (Event and condition reasons).
+mistaken for the operator's own `keyturn.domain.reasons.Reason` (Event and condition reasons).
 """
 
 from __future__ import annotations
