@@ -1,4 +1,5 @@
-"""Rollouts is total: a failing, hanging or hostile API server is a degraded result, never an exception.
+"""rollout.py: Rollouts is total; a failing, hanging or hostile API server is a degraded result, never
+an exception.
 
 The Kubernetes client talks real HTTP to a small local server that plays the API server's part.
 """

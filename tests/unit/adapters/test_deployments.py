@@ -1,4 +1,5 @@
-"""to_target is total: any Deployment is a Target or a BadTarget that names the fault and the fix."""
+"""adapters/deployments.py: to_target is total; any Deployment is a Target or a BadTarget that names the
+fault and the fix."""
 
 from __future__ import annotations
 

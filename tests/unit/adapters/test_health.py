@@ -1,4 +1,5 @@
-"""The health probe against a real local HTTP server: every outcome is a Health, never an exception."""
+"""adapters/health.py: the health probe against a real local HTTP server; every outcome is a Health,
+never an exception."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every Prometheus answer is a Sample: a number, or no data with a short reason."""
+"""adapters/prometheus.py: every Prometheus answer is a Sample: a number, or no data with a short reason."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The egress guard: which health URLs and Prometheus addresses the operator may request."""
+"""domain/egress.py, the egress guard: which health URLs and Prometheus addresses the operator may request."""
 
 from __future__ import annotations
 

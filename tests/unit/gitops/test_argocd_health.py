@@ -236,6 +236,10 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
 ]
 
 
+LUA = pytest.mark.debian("lua5.4")
+
+
+@LUA
 @pytest.mark.parametrize(("obj", "status", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_health(obj: dict[str, Any], status: str, message: str) -> None:
     got_status, got_message = run_health(obj)
@@ -243,6 +247,7 @@ def test_health(obj: dict[str, Any], status: str, message: str) -> None:
     assert message in got_message
 
 
+@LUA
 def test_the_literal_converter_round_trips_through_lua() -> None:
     """The harness itself: a value written as a Lua literal reads back the same."""
     value = {"a": [1, 2.5, True, False], "s": 'q"uo\\te\n\tä€', "n": {"deep": ["x"]}}
