@@ -9,8 +9,10 @@ STAMP := $(VENV)/.installed
 
 help:
 	@echo "make demo   - local control plane + operator + examples/quickstart.yaml (Ctrl-C to stop)"
-	@echo "make test   - lint (ruff), types (mypy --strict) and the whole test suite"
-	@echo "make unit   - unit tests only (no control plane)"
+	@echo "make test   - lint (ruff, import contracts), types (mypy --strict) and the whole test suite;"
+	@echo "              installs the Debian packages some tests need (make system-deps) and skips none"
+	@echo "make lint   - ruff check, ruff format --check and the import contracts (lint-imports)"
+	@echo "make unit   - unit tests only (no control plane); tests whose Debian package is missing are skipped"
 
 # The venv is rebuilt when the dependency pins change.
 $(STAMP): pyproject.toml requirements.lock
@@ -25,13 +27,16 @@ venv: $(STAMP)
 binaries:
 	@bash hack/build-binaries.sh >/dev/null
 
-# Debian packages the end-to-end tests use (Prometheus for the analysis gate, Lua for the Argo CD check).
+# Debian packages some tests run (Prometheus for the analysis gate, Lua for the Argo CD check, OpenSSL).
+# Such tests carry `@pytest.mark.debian(...)`: skipped without the package, a failure under
+# KEYTURN_REQUIRE_SYSTEM_DEPS=1, which `make test` sets after installing them.
 system-deps:
 	@bash hack/system-deps.sh
 
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache --no-logo
 
 typecheck: venv
 	$(BIN)/mypy
@@ -40,7 +45,7 @@ unit: venv
 	$(BIN)/pytest tests/unit -q
 
 test: venv binaries system-deps lint typecheck
-	$(BIN)/pytest
+	KEYTURN_REQUIRE_SYSTEM_DEPS=1 $(BIN)/pytest
 
 demo: venv binaries
 	$(BIN)/python hack/demo.py
@@ -74,6 +79,6 @@ kind-e2e: venv binaries system-deps
 	kubectl wait --namespace keyturn-e2e --for=condition=Ready jwtkeyset/quickstart --timeout=180s; \
 	kubectl get --namespace keyturn-e2e jwtkeyset,secret,configmap; \
 	kubectl delete --namespace keyturn-e2e jwtkeyset/quickstart --wait --timeout=120s
-	KEYTURN_KUBECONFIG=$(KIND_KUBECONFIG) KEYTURN_BIN_DIR=$$(bash hack/build-binaries.sh) KEYTURN_TEST_IMAGE=$(KIND_IMAGE) \
+	KEYTURN_REQUIRE_SYSTEM_DEPS=1 KEYTURN_KUBECONFIG=$(KIND_KUBECONFIG) KEYTURN_BIN_DIR=$$(bash hack/build-binaries.sh) KEYTURN_TEST_IMAGE=$(KIND_IMAGE) \
 	  $(BIN)/pytest -m integration tests/integration $(wildcard tests/e2e)
 	$(KIND) delete cluster --name $(KIND_CLUSTER)

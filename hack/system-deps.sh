@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the suite needs when they are missing: prometheus (the analysis
-# gate scrapes a real process) and lua5.4 (the Argo CD health check is run, not just read).
+# gate scrapes a real process; promtool runs the alert rules), lua5.4 (the Argo CD health check is
+# run, not just read) and openssl (a second implementation reads the encrypted PEMs). Tests that
+# need one carry `@pytest.mark.debian("<package>")`, and tests/conftest.py refuses a marker naming
+# a package this script does not install.
 set -euo pipefail
 need=()
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v lua5.4 >/dev/null || need+=(lua5.4)
+command -v openssl >/dev/null || need+=(openssl)
 [[ ${#need[@]} -eq 0 ]] && exit 0
 echo "[system-deps] installing ${need[*]} from Debian's packages" >&2
 sudo=""

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,6 +31,10 @@ sys.path.insert(0, str(ROOT / "hack"))
 import localcluster  # noqa: E402 - lives in hack/, which the line above puts on the path
 
 CRD_DIR = ROOT / "crds"
+SYSTEM_DEPS = ROOT / "hack" / "system-deps.sh"
+# Set by `make test` (CI) after `make system-deps`: there a test that would skip for a missing
+# Debian package fails instead, so CI never passes by skipping what it was meant to run.
+REQUIRE_SYSTEM_DEPS = "KEYTURN_REQUIRE_SYSTEM_DEPS"
 _BIN_DIR = pytest.StashKey[Path]()
 _BUILD_ERROR = pytest.StashKey[Exception]()
 
@@ -57,6 +63,37 @@ def _terminal(config: pytest.Config) -> Callable[[str], None]:
 
 def _needs_cluster(items: list[pytest.Item]) -> bool:
     return any("cluster" in getattr(item, "fixturenames", ()) for item in items)
+
+
+def _debian(mark: pytest.Mark) -> tuple[str, str]:
+    """(package, command) of a `debian(package, command=package)` marker."""
+    package = mark.args[0]
+    command = mark.kwargs.get("command", mark.args[1] if len(mark.args) > 1 else package)
+    return str(package), str(command)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A `debian` marker must name a package `make system-deps` installs, or CI could not run it."""
+    installed = SYSTEM_DEPS.read_text()
+    for item in items:
+        for mark in item.iter_markers("debian"):
+            package, _ = _debian(mark)
+            if not re.search(rf"\bneed\+=\({re.escape(package)}\)", installed):
+                raise pytest.UsageError(
+                    f"{item.nodeid}: Debian package {package} is not installed by hack/system-deps.sh"
+                )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skips a test whose Debian package is missing, naming it; fails instead under make test."""
+    for mark in item.iter_markers("debian"):
+        package, command = _debian(mark)
+        if shutil.which(command) is None:
+            named = command if command == package else f"{command} (Debian package {package})"
+            reason = f"{named} not installed: make system-deps"
+            if os.environ.get(REQUIRE_SYSTEM_DEPS) == "1":
+                pytest.fail(f"{reason} ({REQUIRE_SYSTEM_DEPS}=1: nothing may be skipped)", pytrace=False)
+            pytest.skip(reason)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

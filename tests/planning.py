@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from keyturn.domain import policies
@@ -37,6 +37,7 @@ def fresh_keys(ring: Ring, count: int, algorithm: str = "RS256") -> list[FreshKe
 
 NO_REQUESTS = Requests()
 ALL_READY = Observations()
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)  # the first pass of the planner's tables
 
 
 def step(
@@ -55,6 +56,14 @@ def step(
     )
     assert second.needs_fresh == 0, "the planner must count every fresh key it needs in one pass"
     return second
+
+
+def initialized(the_spec: Spec | None = None) -> tuple[Spec, Ring]:
+    """A new keyset after its first pass at T0 (no targets: its signer wave ends as it activates)."""
+    the_spec = the_spec or spec()
+    ring = step(the_spec, Ring(), T0).ring
+    assert ring.current is not None and ring.current.signers_ready_at == T0
+    return the_spec, ring
 
 
 def inputs(the_spec: Spec, ring: Ring, **overrides: Any) -> Inputs:

@@ -22,7 +22,7 @@ from e2e.stack import KubeletMirror, Prometheus, free_port
 from helpers import wait_for
 from kubetools import Kube, OperatorProcess
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.debian("prometheus")]
 ROOT = Path(__file__).resolve().parents[2]
 QUERY = 'sum(rate(jwt_validations_total{result="success"}[10s])) / sum(rate(jwt_validations_total[10s]))'
 

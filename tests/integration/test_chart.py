@@ -468,6 +468,7 @@ def test_kustomize_builds_the_charts_objects(
     assert ids(built) == ids(chart) | ids(crds) | {("Namespace", "", "keyturn-system")}
 
 
+@pytest.mark.debian("prometheus", command="promtool")
 def test_prometheus_rules_fire_when_they_should(helm: Path, tmp_path: Path) -> None:
     """The alerts run in Prometheus's own rule engine (promtool, from Debian's prometheus package)."""
     promtool = shutil.which("promtool")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from keyturn.domain import annotations as names_module  # not `annotations`: the __future__ import has it
+from keyturn.domain.annotations import annotation_suffix, revision_annotation, stamped_annotation
 
 DOCS = Path(__file__).resolve().parents[3] / "docs"
 
@@ -38,3 +39,11 @@ def test_every_name_is_in_the_docs(name: str) -> None:
 def test_the_keysets_a_deployment_names() -> None:
     assert names_module.keysets_of({names_module.KEYSET_ANNOTATION: " a, b ,,c "}) == ["a", "b", "c"]
     assert names_module.keysets_of({}) == []
+
+
+def test_annotation_names_stay_within_the_63_character_limit() -> None:
+    long = "k" * 200
+    for name in (stamped_annotation(long), revision_annotation(long)):
+        assert len(name.split("/", 1)[1]) <= 63
+    assert annotation_suffix("api-keys") == "api-keys"
+    assert annotation_suffix("a" * 100) != annotation_suffix("a" * 101)

@@ -9,8 +9,11 @@ from collections.abc import Callable
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from keyturn.keys.generation import generate
+from keyturn.keys.jwk import private_jwk
 from keyturn.keys.material import KeyMaterial, load_raw_secret, raw_secret
 from keyturn.keys.signing import sign, verify
+from redaction import REPR_ALGORITHMS, assert_hidden, needles, stored
 from unit.keys.support import CONTRACT_ALGORITHMS, assert_no_secret_in, claims_now, weak_rsa_key
 
 
@@ -59,3 +62,18 @@ def test_the_leak_check_itself_catches_a_leak(keys: Callable[[str], KeyMaterial]
     material = keys("HS256")
     with pytest.raises(AssertionError, match="leaked"):
         assert_no_secret_in(f"oops {raw_secret(material)[5:20]}", material)
+
+
+@pytest.fixture(scope="module", params=REPR_ALGORITHMS)
+def material(request: pytest.FixtureRequest) -> KeyMaterial:
+    return generate(request.param)
+
+
+def test_key_material_never_shows_itself(material: KeyMaterial) -> None:
+    assert_hidden(material, material)
+
+
+def test_needles_are_found_where_material_is_shown(material: KeyMaterial) -> None:
+    """The check itself can fail: the same needles are in the material's own serialization."""
+    text = stored(material) + str(private_jwk(material, "k"))
+    assert all(needle and needle in text for needle in needles(material))

@@ -5,7 +5,6 @@ DER reader and, when present, openssl), and loaders that check type, curve and s
 from __future__ import annotations
 
 import base64
-import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -113,7 +112,7 @@ def test_encrypted_pem_uses_pbes2_with_aes_256(keys: Callable[[str], KeyMaterial
     assert oids[-1] == "2.16.840.1.101.3.4.1.42"  # aes256-CBC (RFC 3565)
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
+@pytest.mark.debian("openssl")
 def test_openssl_sees_aes_256_and_decrypts_the_key(
     tmp_path: Path, keys: Callable[[str], KeyMaterial]
 ) -> None:

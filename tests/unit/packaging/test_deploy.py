@@ -1,0 +1,89 @@
+"""deploy/, the committed Kustomize base: complete, hardened, highly available, no RBAC wildcards."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from keyturn import cli
+from unit.packaging.dockerfile import ROOT, parse_dockerfile
+
+DEPLOY = ROOT / "deploy"
+
+
+def deploy_objects() -> list[dict[str, Any]]:
+    kustomization = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
+    objects: list[dict[str, Any]] = []
+    for entry in kustomization["resources"]:
+        path = DEPLOY / entry
+        files = (
+            [path / r for r in yaml.safe_load((path / "kustomization.yaml").read_text())["resources"]]
+            if path.is_dir()
+            else [path]
+        )
+        for f in files:
+            objects += [d for d in yaml.safe_load_all(f.read_text()) if d]
+    return objects
+
+
+def test_every_deploy_file_is_in_the_kustomization() -> None:
+    listed = set(yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())["resources"])
+    crds = set(yaml.safe_load((DEPLOY / "crds" / "kustomization.yaml").read_text())["resources"])
+    on_disk = {p.name for p in DEPLOY.iterdir() if p.is_file() and p.name != "kustomization.yaml"}
+    assert on_disk | {"crds"} == listed
+    assert {p.name for p in (DEPLOY / "crds").iterdir() if p.name != "kustomization.yaml"} == crds
+
+
+def test_the_committed_deployment_runs_hardened_with_the_images_user() -> None:
+    (deployment,) = [o for o in deploy_objects() if o["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    ctx = container["securityContext"]
+    _, stages = parse_dockerfile()
+    (user,) = stages[-1].all("USER")
+    assert ctx["runAsUser"] == pod["securityContext"]["runAsUser"] == int(user.split(":")[0])
+    assert ctx["runAsNonRoot"] is True and pod["securityContext"]["runAsNonRoot"] is True
+    assert ctx["readOnlyRootFilesystem"] is True
+    assert ctx["allowPrivilegeEscalation"] is False
+    assert ctx["capabilities"] == {"drop": ["ALL"]}
+    assert ctx["seccompProfile"] == {"type": "RuntimeDefault"}
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert f"--health-port={ports['health']}" in container["args"]
+    assert f"--metrics-port={ports['metrics']}" in container["args"]
+    # The image's ENTRYPOINT is `keyturn`: the chart's args must be a command line the CLI accepts.
+    cli.parser().parse_args(container["args"])
+    assert "--peering=keyturn" in container["args"]
+
+
+def test_the_committed_deployment_runs_an_active_and_a_standby_replica() -> None:
+    """Two peered replicas (random priorities: one acts, one stands by), kept by a budget of one
+    through node drains, and preferably on different nodes."""
+    objs = deploy_objects()
+    (deployment,) = [o for o in objs if o["kind"] == "Deployment"]
+    assert deployment["spec"]["replicas"] == 2
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    peering = [a for a in container["args"] if a.startswith("--peering=")]
+    assert peering == ["--peering=keyturn"] and "--standalone" not in container["args"]
+    assert not [a for a in container["args"] if a.startswith("--priority")], "each replica draws its own"
+    (pdb,) = [o for o in objs if o["kind"] == "PodDisruptionBudget"]
+    assert pdb["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    assert pdb["spec"] == {"minAvailable": 1, "selector": deployment["spec"]["selector"]}
+    (spread,) = pod["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["whenUnsatisfiable"] == "ScheduleAnyway", "soft: a one-node cluster still runs both"
+    assert spread["labelSelector"] == deployment["spec"]["selector"]
+
+
+def test_the_committed_rbac_has_no_wildcards() -> None:
+    for obj in deploy_objects():
+        if obj["kind"] in ("Role", "ClusterRole"):
+            for rule in obj.get("rules") or ():
+                for key in ("verbs", "resources", "apiGroups", "resourceNames", "nonResourceURLs"):
+                    assert "*" not in (rule.get(key) or []), (obj["metadata"]["name"], rule)
