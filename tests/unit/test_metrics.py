@@ -55,7 +55,6 @@ def test_a_switch_back_to_an_interval_exports_it_again(keyset: str) -> None:
     assert interval_series(keyset) == 30 * 86400
 
 
-
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "keyturn"
 

@@ -28,6 +28,7 @@ NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 SPEC = spec(rollout={"timeout": "1m", "pauseBetween": "0s"})
 RING = step(SPEC, Ring(), NOW).ring
 LIST_PATH = "/apis/apps/v1/namespaces/ns/deployments"
+OTHER_KINDS = ("/apis/apps/v1/namespaces/ns/statefulsets", "/apis/apps/v1/namespaces/ns/daemonsets")
 
 
 def item(name: str, annotations: dict[str, str], revision: str | None = None) -> dict[str, Any]:
@@ -62,6 +63,8 @@ class FakeApiServer:
                     {"kind": "Status", "code": self.list_status}, status=self.list_status
                 )
             return web.json_response({"kind": "DeploymentList", "apiVersion": "apps/v1", "items": self.items})
+        if request.method == "GET" and request.path in OTHER_KINDS:
+            return web.json_response({"kind": "List", "apiVersion": "apps/v1", "items": []})
         if request.method == "PATCH":
             self.patches.append((request.path.rsplit("/", 1)[1], await request.json()))
             if self.patch_status != 200:
@@ -122,7 +125,7 @@ def test_a_hanging_api_server_times_out() -> None:
     fake.hang = True
 
     def short(rollouts: Rollouts) -> None:
-        rollouts.deployments.request_timeout = 0.3
+        rollouts.workloads.request_timeout = 0.3
 
     observed, _ = pass_with(fake, short)
     assert observed.degraded is not None and observed.degraded[0] is Reason.TARGETS_UNREADABLE

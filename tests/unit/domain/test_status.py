@@ -495,8 +495,14 @@ def test_the_rollout_shows_its_targets_without_empty_fields() -> None:
     assert rollout == {
         "revision": "r2",
         "targets": [
-            {"name": "api", "role": "signer", "state": "Rolling", "message": "1/2 updated"},
-            {"name": "web", "role": "verifier", "state": "Pending"},
+            {
+                "name": "api",
+                "role": "signer",
+                "state": "Rolling",
+                "message": "1/2 updated",
+                "kind": "Deployment",
+            },
+            {"name": "web", "role": "verifier", "state": "Pending", "kind": "Deployment"},
         ],
     }
 

@@ -99,11 +99,13 @@ def test_health_url_is_probed_then_gates() -> None:
     t = target("s", Role.SIGNER, desired[Role.SIGNER], health_url="http://s/health", stamped_at=NOW - 5 * S)
     first = decide([t], desired, NOW, ROLLOUT, {})
     assert first.probe == (t,)
-    bad = decide([t], desired, NOW, ROLLOUT, {"s": Health(False, "answered HTTP 500")})
+    bad = decide([t], desired, NOW, ROLLOUT, {"Deployment/s": Health(False, "answered HTTP 500")})
     assert bad.failure is None and bad.wake_at is not None  # retried until the timeout
-    failed = decide([t], desired, NOW + ROLLOUT.timeout, ROLLOUT, {"s": Health(False, "answered HTTP 500")})
+    failed = decide(
+        [t], desired, NOW + ROLLOUT.timeout, ROLLOUT, {"Deployment/s": Health(False, "answered HTTP 500")}
+    )
     assert failed.failure is not None and "HTTP 500" in failed.failure_message
-    good = decide([t], desired, NOW, ROLLOUT, {"s": Health(True, "HTTP 200")})
+    good = decide([t], desired, NOW, ROLLOUT, {"Deployment/s": Health(True, "HTTP 200")})
     assert good.mark == (t,) and good.signers_ready
 
 
@@ -124,7 +126,7 @@ HUGE = RolloutSpec(timeout=timedelta(days=999_999_999), pause_between=timedelta(
 def test_no_timestamp_or_duration_overflows(kw: dict[str, object], rollout: RolloutSpec) -> None:
     desired = revisions(ring())
     t = target("s", Role.SIGNER, desired[Role.SIGNER], **kw)
-    decision = decide([t], desired, NOW, rollout, {"s": Health(False, "answered HTTP 500")})
+    decision = decide([t], desired, NOW, rollout, {"Deployment/s": Health(False, "answered HTTP 500")})
     assert decision.failure is None or "not complete" in decision.failure_message
     assert decision.wake_at is None or decision.wake_at >= NOW
 
@@ -170,6 +172,8 @@ def test_a_ready_time_in_the_future_counts_as_now() -> None:
 def test_a_huge_health_url_is_shortened_in_messages() -> None:
     desired = revisions(ring())
     t = target("s", Role.SIGNER, desired[Role.SIGNER], health_url="http://s/" + "x" * 100_000)
-    failed = decide([t], desired, NOW + ROLLOUT.timeout, ROLLOUT, {"s": Health(False, "refused: too long")})
+    failed = decide(
+        [t], desired, NOW + ROLLOUT.timeout, ROLLOUT, {"Deployment/s": Health(False, "refused: too long")}
+    )
     assert failed.failure is not None and len(failed.failure_message) < 300
     assert all(len(v.message) < 300 for v in failed.views)
