@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the suite needs when they are missing: prometheus (the analysis
-# gate scrapes a real process) and lua5.4 (the Argo CD health check is run, not just read).
+# gate scrapes a real process), lua5.4 (the Argo CD health check is run, not just read), and
+# nodejs with npm (the Node.js consumer example is installed and run, docs/consumers.md).
 set -euo pipefail
 need=()
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v lua5.4 >/dev/null || need+=(lua5.4)
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
 [[ ${#need[@]} -eq 0 ]] && exit 0
 echo "[system-deps] installing ${need[*]} from Debian's packages" >&2
 sudo=""
