@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv binaries system-deps lint typecheck unit test demo clean kind-e2e
+.PHONY: help venv binaries system-deps lint typecheck unit test demo clean kind-e2e client-wheel
 
 help:
 	@echo "make demo   - local control plane + operator + examples/quickstart.yaml (Ctrl-C to stop)"
@@ -13,6 +13,7 @@ help:
 	@echo "              installs the Debian packages some tests need (make system-deps) and skips none"
 	@echo "make lint   - ruff check, ruff format --check and the import contracts (lint-imports)"
 	@echo "make unit   - unit tests only (no control plane); tests whose Debian package is missing are skipped"
+	@echo "make client-wheel - the keyturn-client wheel (the application library alone) into dist/"
 
 # The venv is rebuilt when the dependency pins change.
 $(STAMP): pyproject.toml requirements.lock
@@ -50,8 +51,13 @@ test: venv binaries system-deps lint typecheck
 demo: venv binaries
 	$(BIN)/python hack/demo.py
 
+# The application library as its own distribution (cryptography, PyJWT, prometheus-client only),
+# staged from operator/keyturn at build time: docs/consumers.md#python.
+client-wheel: venv
+	$(BIN)/python hack/client_wheel.py dist
+
 clean:
-	rm -rf $(VENV) .keyturn .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .keyturn .mypy_cache .ruff_cache .pytest_cache dist
 
 # End to end on kind, for machines with Docker and kind (not the CI machine: it has no container
 # engine). Builds the image, loads it into a fresh kind cluster, installs the chart from it

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the suite needs when they are missing: prometheus (the analysis
 # gate scrapes a real process; promtool runs the alert rules), lua5.4 (the Argo CD health check is
-# run, not just read) and openssl (a second implementation reads the encrypted PEMs). Tests that
-# need one carry `@pytest.mark.debian("<package>")`, and tests/conftest.py refuses a marker naming
-# a package this script does not install.
+# run, not just read), openssl (a second implementation reads the encrypted PEMs), and nodejs with
+# npm (the Node.js consumer example is installed and run, docs/consumers.md). Tests that need one
+# carry `@pytest.mark.debian("<package>")`, and tests/conftest.py refuses a marker naming a package
+# this script does not install.
 set -euo pipefail
 need=()
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v lua5.4 >/dev/null || need+=(lua5.4)
 command -v openssl >/dev/null || need+=(openssl)
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
 [[ ${#need[@]} -eq 0 ]] && exit 0
 echo "[system-deps] installing ${need[*]} from Debian's packages" >&2
 sudo=""
