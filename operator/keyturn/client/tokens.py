@@ -6,6 +6,9 @@ the kid picks a key and the alg must then equal the algorithm pinned to that key
 
 from __future__ import annotations
 
+import base64
+import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -73,6 +76,8 @@ class ClaimRules:
         require: Sequence[str] | None,
     ) -> ClaimRules:
         """These rules with every value that is not None replaced (per-call arguments win)."""
+        if audience is None and issuer is None and leeway is None and require is None:
+            return self  # the common call: nothing overridden, nothing to build per token
         return ClaimRules(
             self.audience if audience is None else audience,
             self.issuer if issuer is None else issuer,
@@ -92,7 +97,12 @@ class Header:
 
 
 def read_header(token: object) -> Header:
-    """Parse the protected header; `alg: none` is refused here, before any key is looked up."""
+    """Parse the protected header; `alg: none` is refused here, before any key is looked up.
+
+    Only the header segment is read (PyJWT reads the whole token once more when it verifies), and
+    its parse is remembered: every token of one signer carries the same header segment, so a busy
+    verifier decodes it once instead of once per token.
+    """
     if isinstance(token, bytes):
         try:
             token = token.decode("ascii")
@@ -100,18 +110,43 @@ def read_header(token: object) -> Header:
             raise refuse(ValidationReason.MALFORMED, None) from None
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS or token.count(".") != 2:
         raise refuse(ValidationReason.MALFORMED, None)
+    segment = token[: token.index(".")]
+    header = _HEADERS.get(segment)
+    if header is None:
+        header = _parse_header(segment)
+        if len(_HEADERS) >= _HEADER_CACHE_SIZE:
+            _HEADERS.clear()  # a flood of distinct headers costs a re-parse, never memory
+        _HEADERS[segment] = header
+    if isinstance(header, VerificationError):
+        raise VerificationError(header.reason, header.kid, header.detail)
+    return header
+
+
+# Header segment -> its Header, or the refusal it earns (dict operations are atomic in CPython).
+_HEADERS: dict[str, Header | VerificationError] = {}
+_HEADER_CACHE_SIZE: Final = 1024
+_BASE64URL: Final = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def _parse_header(segment: str) -> Header | VerificationError:
+    """As strict as PyJWT: base64url without padding junk, a JSON object, a string kid and alg."""
+    stripped = segment.rstrip("=")
+    if len(segment) - len(stripped) > 2 or len(stripped) % 4 == 1 or not _BASE64URL.fullmatch(stripped):
+        return refuse(ValidationReason.MALFORMED, None)
     try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
-        raise refuse(ValidationReason.MALFORMED, None) from None
-    kid = header.get("kid")
+        raw = json.loads(base64.urlsafe_b64decode(stripped + "=" * (-len(stripped) % 4)))
+    except (ValueError, RecursionError):
+        return refuse(ValidationReason.MALFORMED, None)
+    if not isinstance(raw, dict):
+        return refuse(ValidationReason.MALFORMED, None)
+    kid = raw.get("kid")
     if kid is not None and not isinstance(kid, str):
-        raise VerificationError(ValidationReason.MALFORMED, None, "kid is not a string")
-    alg = header.get("alg")
+        return VerificationError(ValidationReason.MALFORMED, None, "kid is not a string")
+    alg = raw.get("alg")
     if not isinstance(alg, str):
-        raise VerificationError(ValidationReason.MALFORMED, kid, "alg is missing")
+        return VerificationError(ValidationReason.MALFORMED, kid, "alg is missing")
     if alg.strip().lower() == "none":
-        raise VerificationError(
+        return VerificationError(
             ValidationReason.WRONG_ALG, kid, "unsigned tokens (alg none) are never accepted"
         )
     return Header(alg, kid)
