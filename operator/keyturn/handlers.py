@@ -61,13 +61,13 @@ async def keyset_event(type: str | None, body: kopf.Body, **_: Any) -> None:
 
 
 @kopf.on.event("v1", "secrets", labels=MANAGED_BY)
-async def secret_event(body: kopf.Body, **_: Any) -> None:
-    _engine().owned_object_event("Secret", body)
+async def secret_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+    _engine().owned_object_event(type, "Secret", body)
 
 
 @kopf.on.event("v1", "configmaps", labels=MANAGED_BY)
-async def configmap_event(body: kopf.Body, **_: Any) -> None:
-    _engine().owned_object_event("ConfigMap", body)
+async def configmap_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+    _engine().owned_object_event(type, "ConfigMap", body)
 
 
 # Every workload, annotated or not: a workload whose keyset annotation was just removed must leave

@@ -8,7 +8,8 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from keyturn.adapters.kube import OWN_WRITES, Conflict, call, get_or_none, is_status
+from keyturn.adapters.kube import Conflict, get_or_none, is_status
+from keyturn.adapters.kube import write as owned_write
 from keyturn.adapters.secrets import owner_refs
 from keyturn.domain.annotations import KEYSET_LABEL, MANAGED_BY
 from keyturn.domain.inputs import ConfigMapSnapshot
@@ -54,11 +55,20 @@ class ConfigMaps:
         )
         try:
             if previous is None:
-                written = await call(self._core.create_namespaced_config_map, namespace, body)
+                await owned_write(
+                    "ConfigMap", namespace, name, self._core.create_namespaced_config_map, namespace, body
+                )
             else:
-                written = await call(self._core.replace_namespaced_config_map, name, namespace, body)
+                await owned_write(
+                    "ConfigMap",
+                    namespace,
+                    name,
+                    self._core.replace_namespaced_config_map,
+                    name,
+                    namespace,
+                    body,
+                )
         except ApiException as exc:
             if is_status(exc, 409):
                 raise Conflict(f"ConfigMap {namespace}/{name} changed underneath; retrying") from exc
             raise
-        OWN_WRITES.add("ConfigMap", namespace, name, getattr(written.metadata, "resource_version", None))

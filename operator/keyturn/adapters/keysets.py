@@ -16,7 +16,8 @@ from typing import Any, cast
 from kubernetes import client
 
 from keyturn import GROUP, PLURAL, VERSION
-from keyturn.adapters.kube import OWN_WRITES, call, get_or_none
+from keyturn.adapters.kube import get_or_none
+from keyturn.adapters.kube import write as owned_write
 from keyturn.domain.annotations import FINALIZER
 
 KIND = "JwtKeySet"
@@ -65,7 +66,10 @@ class Keysets:
 
     async def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         """JSON merge patch of only the fields that changed; a person's status.emergency survives."""
-        written = await call(
+        written = await owned_write(
+            KIND,
+            namespace,
+            name,
             self._custom.patch_namespaced_custom_object_status,
             GROUP,
             VERSION,
@@ -81,7 +85,10 @@ class Keysets:
         meta = obj.get("metadata") or {}
         finalizers = [f for f in meta.get("finalizers") or () if f != FINALIZER]
         patch = {"metadata": {"finalizers": finalizers, "resourceVersion": meta.get("resourceVersion")}}
-        written = await call(
+        written = await owned_write(
+            KIND,
+            str(meta.get("namespace")),
+            str(meta.get("name")),
             self._custom.patch_namespaced_custom_object,
             GROUP,
             VERSION,
@@ -93,10 +100,8 @@ class Keysets:
         self._written(str(meta.get("namespace")), str(meta.get("name")), written)
 
     def _written(self, namespace: str, name: str, written: object) -> None:
-        if isinstance(written, Mapping):
-            OWN_WRITES.add(KIND, namespace, name, (written.get("metadata") or {}).get("resourceVersion"))
-            if self._cached:
-                self.remember(written)
+        if isinstance(written, Mapping) and self._cached:
+            self.remember(written)
 
 
 def owner_reference(obj: Mapping[str, Any]) -> dict[str, Any]:

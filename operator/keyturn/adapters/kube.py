@@ -12,10 +12,21 @@ from typing import Any, ParamSpec, TypeVar
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+from prometheus_client import Counter
 
 from keyturn import __version__
 
-__all__ = ["OWN_WRITES", "Conflict", "OwnWrites", "api_client", "call", "get_or_none", "is_status"]
+__all__ = [
+    "OWN_WRITES",
+    "Conflict",
+    "OwnWrites",
+    "api_client",
+    "call",
+    "get_or_none",
+    "is_status",
+    "resource_version",
+    "write",
+]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -39,10 +50,41 @@ def api_client(kubeconfig: str | None = None) -> Any:
     return api
 
 
+# Every request Keyturn's passes make, by client method (read_namespaced_secret, ...): what a pass
+# costs the API server, and the figure bench/scale.py reports per keyset.
+API_REQUESTS = Counter(
+    "keyturn_api_requests_total",
+    "Kubernetes API requests made by reconcile passes, by operation",
+    ["operation"],
+)
+
+
 async def call(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run a blocking client call in the shared pool."""
+    API_REQUESTS.labels(getattr(fn, "__name__", "other")).inc()
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(_POOL, functools.partial(fn, *args, **kwargs))
+
+
+async def write(kind: str, namespace: str, name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """A write whose watch event must wake nothing: its resourceVersion is recorded in the worker
+    thread the moment the answer arrives, before the event loop can see the watch event it causes."""
+
+    def written() -> T:
+        result = fn(*args, **kwargs)
+        OWN_WRITES.add(kind, namespace, name, resource_version(result))
+        return result
+
+    API_REQUESTS.labels(getattr(fn, "__name__", "other")).inc()
+    return await asyncio.get_running_loop().run_in_executor(_POOL, written)
+
+
+def resource_version(obj: object) -> object:
+    """The resourceVersion of a client model or a plain JSON body."""
+    if isinstance(obj, dict):
+        meta = obj.get("metadata")
+        return meta.get("resourceVersion") if isinstance(meta, dict) else None
+    return getattr(getattr(obj, "metadata", None), "resource_version", None)
 
 
 async def get_or_none(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T | None:

@@ -11,7 +11,8 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from keyturn.adapters.kube import OWN_WRITES, Conflict, call, get_or_none, is_status
+from keyturn.adapters.kube import Conflict, get_or_none, is_status
+from keyturn.adapters.kube import write as owned_write
 from keyturn.domain.annotations import KEYSET_LABEL, MANAGED_BY, STATE_ANNOTATION
 from keyturn.domain.inputs import SecretSnapshot
 
@@ -101,14 +102,23 @@ class Secrets:
         )
         try:
             if previous is None:
-                written = await call(self._core.create_namespaced_secret, namespace, body)
+                await owned_write(
+                    "Secret", namespace, write.name, self._core.create_namespaced_secret, namespace, body
+                )
             else:
-                written = await call(self._core.replace_namespaced_secret, write.name, namespace, body)
+                await owned_write(
+                    "Secret",
+                    namespace,
+                    write.name,
+                    self._core.replace_namespaced_secret,
+                    write.name,
+                    namespace,
+                    body,
+                )
         except ApiException as exc:
             if is_status(exc, 409):
                 raise Conflict(f"Secret {namespace}/{write.name} changed underneath; retrying") from exc
             raise
-        OWN_WRITES.add("Secret", namespace, write.name, getattr(written.metadata, "resource_version", None))
 
     async def passphrase(self, namespace: str, name: str, key: str) -> bytes | None:
         secret = await get_or_none(self._core.read_namespaced_secret, name, namespace)

@@ -17,7 +17,8 @@ from typing import Any, Final
 
 from kubernetes import client
 
-from keyturn.adapters.kube import OWN_WRITES, call
+from keyturn.adapters.kube import call
+from keyturn.adapters.kube import write as owned_write
 from keyturn.domain.annotations import (
     HEALTH_ANNOTATION,
     ORDER_ANNOTATION,
@@ -273,6 +274,13 @@ class Workloads:
 
     async def _patch(self, target: Target, namespace: str, body: Mapping[str, Any]) -> None:
         method = getattr(self._apps, KINDS[target.kind].patch)
-        written = await call(method, target.name, namespace, body, _request_timeout=self.request_timeout)
-        meta = getattr(written, "metadata", None)
-        OWN_WRITES.add(str(target.kind), namespace, target.name, getattr(meta, "resource_version", None))
+        await owned_write(
+            str(target.kind),
+            namespace,
+            target.name,
+            method,
+            target.name,
+            namespace,
+            body,
+            _request_timeout=self.request_timeout,
+        )

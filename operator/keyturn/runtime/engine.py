@@ -98,6 +98,9 @@ class Engine:
         )
         self.leading = election is None
         self._failures: dict[Key, int] = {}
+        # Events that reached a keyset while its pass ran: possibly the echoes of that pass's own
+        # writes, whose resourceVersions are only known once the writes return. Judged after it.
+        self._echoes: dict[Key, list[tuple[str, str, str, object]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------------------------ lifecycle
@@ -143,31 +146,47 @@ class Engine:
             self.scheduler.forget(key)
             metrics.forget(*key)
             return
-        own = OWN_WRITES.is_own(KEYSET_KIND, key[0], key[1], _version(body))
         self.keysets.remember(body)
-        if not own:
-            self.scheduler.wake(key, Lane.EMERGENCY if urgent(body) else Lane.CHANGE)
+        self._changed(
+            key,
+            (KEYSET_KIND, key[0], key[1], _version(body)),
+            Lane.EMERGENCY if urgent(body) else Lane.CHANGE,
+        )
 
-    def owned_object_event(self, kind: str, body: Mapping[str, Any]) -> None:
-        """A Secret or ConfigMap of a keyset changed: its keyset looks again, unless Keyturn wrote it."""
+    def owned_object_event(self, event: str | None, kind: str, body: Mapping[str, Any]) -> None:
+        """A Secret or ConfigMap of a keyset changed: its keyset looks again, unless Keyturn wrote it.
+
+        The initial listing (event None) wakes nothing: every keyset gets its own listing event, and
+        its pass reads the Secret and ConfigMap afresh.
+        """
+        if event is None:
+            return
         meta = body.get("metadata") or {}
         namespace, name = meta.get("namespace"), meta.get("name")
-        if OWN_WRITES.is_own(kind, namespace, name, meta.get("resourceVersion")):
-            return
         keyset = (meta.get("labels") or {}).get(KEYSET_LABEL)
-        if isinstance(namespace, str) and isinstance(keyset, str) and keyset:
-            self.scheduler.wake((namespace, keyset), Lane.CHANGE)
+        if isinstance(namespace, str) and isinstance(name, str) and isinstance(keyset, str) and keyset:
+            self._changed(
+                (namespace, keyset), (kind, namespace, name, meta.get("resourceVersion")), Lane.CHANGE
+            )
 
     def workload_event(self, event: str | None, body: Mapping[str, Any]) -> None:
         """A workload changed: the index follows, and the keysets it names (before or after) look again."""
         meta = body.get("metadata") or {}
-        own = OWN_WRITES.is_own(
-            str(body.get("kind")), meta.get("namespace"), meta.get("name"), _version(body)
-        )
         affected = self.index.remove(body) if event == "DELETED" else self.index.update(body)
-        if not own:
-            for key in affected:
-                self.scheduler.wake(key, Lane.CHANGE)
+        if event is None:
+            return  # the initial listing: every keyset gets its own pass anyway
+        echo = (str(body.get("kind")), str(meta.get("namespace")), str(meta.get("name")), _version(body))
+        for key in affected:
+            self._changed(key, echo, Lane.CHANGE)
+
+    def _changed(self, key: Key, echo: tuple[str, str, str, object], lane: Lane) -> None:
+        """Wake a keyset for a change, unless the change is the echo of one of Keyturn's writes."""
+        if OWN_WRITES.is_own(*echo):
+            return
+        if self.scheduler.is_running(key) and lane is not Lane.EMERGENCY:
+            self._echoes.setdefault(key, []).append(echo)
+            return
+        self.scheduler.wake(key, lane)
 
     async def release_finalizer(self, body: Mapping[str, Any]) -> None:
         """A keyset being deleted still carries the finalizer older versions had kopf put on it."""
@@ -181,6 +200,7 @@ class Engine:
 
     async def _pass(self, key: Key) -> float | None:
         """One reconcile pass; the seconds until the keyset wants another (backoff after a failure)."""
+        self._echoes.pop(key, None)  # what reached it before it started, this pass reads anyway
         try:
             outcome = await self.executor.reconcile(*key)
         except Conflict as exc:
@@ -199,6 +219,8 @@ class Engine:
                 )
             return delay
         self._failures.pop(key, None)
+        if any(not OWN_WRITES.is_own(*echo) for echo in self._echoes.pop(key, ())):
+            self.scheduler.wake(key, Lane.CHANGE)  # someone else changed something while it ran
         if outcome.wake_at is None:
             return None
         return max(0.0, (outcome.wake_at - utcnow()).total_seconds())

@@ -81,6 +81,10 @@ class Scheduler:
         """The keyset is gone: drop it (its heap entries are skipped when they come up)."""
         self._states.pop(key, None)
 
+    def is_running(self, key: Key) -> bool:
+        state = self._states.get(key)
+        return state is not None and state.running
+
     def queued(self) -> int:
         return sum(1 for s in self._states.values() if s.queued is not None)
 

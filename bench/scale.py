@@ -1,0 +1,308 @@
+"""Keyturn at scale: N keysets on one operator, from a cold start to a restart under emergencies.
+
+For each N (a fresh control plane each time), with the operator process of bench/common.py:
+  - cold start: N keysets exist before the operator starts; seconds until all are Ready, and the
+    passes, writes and API requests it took (from the operator's own /metrics);
+  - RSS once settled; idle: writes and operator CPU seconds over `--idle` seconds with nothing due;
+  - time to revoke at rest: emergencies on random keysets, from the status patch until the JWKS no
+    longer lists the kid and the Secret's JWT_KID names another key;
+  - restart: the operator stopped and started again; seconds until every keyset had a pass, and
+    the writes it made (should be 0); time to revoke for emergencies patched during that restart.
+Prints one JSON document.
+
+    .venv/bin/python bench/scale.py --keysets 100,1000 [--idle 120] [--revocations 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import concurrent.futures
+import json
+import os
+import random
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from common import ROOT, percentile, say, wait
+
+sys.path.insert(0, str(ROOT / "hack"))
+import localcluster
+
+GROUP, VERSION, PLURAL = "keyturn.dev", "v1alpha1", "jwtkeysets"
+NS = "scale"
+SLOW = {"interval": "30d", "publishAhead": "1h", "gracePeriod": "7d", "retention": "14d"}
+WRITES = re.compile(r"^(create|replace|patch|delete)_")
+
+
+class Operator:
+    """`keyturn run` for the namespace, with its /metrics read for passes, writes and requests."""
+
+    def __init__(self, cluster: localcluster.LocalCluster, workers: int) -> None:
+        self.cluster, self.workers = cluster, workers
+        self.port = _free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> float:
+        log = (self.cluster.workdir / "operator.log").open("ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "keyturn",
+                "run",
+                "--standalone",
+                "--namespace",
+                NS,
+                "--workers",
+                str(self.workers),
+                "--metrics-port",
+                str(self.port),
+                "--health-port",
+                "0",
+                "--log-format",
+                "json",
+            ],
+            env={**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        return time.monotonic()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def metrics(self) -> dict[str, float]:
+        """Pass count, write count and request count, from the operator's own exposition."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as answer:
+                text = answer.read().decode()
+        except OSError:
+            return {}
+        out = {"passes": 0.0, "requests": 0.0, "writes": 0.0}
+        for line in text.splitlines():
+            if line.startswith("keyturn_reconcile_duration_seconds_count"):
+                out["passes"] = float(line.split()[-1])
+            match = re.match(r'keyturn_api_requests_total\{operation="([^"]+)"\} (\S+)', line)
+            if match:
+                out["requests"] += float(match.group(2))
+                if WRITES.match(match.group(1)):
+                    out["writes"] += float(match.group(2))
+        return out
+
+    def rss_mib(self) -> float:
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+        return 0.0
+
+    def cpu_seconds(self) -> float:
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _free_port() -> int:
+    import socket  # noqa: PLC0415 - only here
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def keyset(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "JwtKeySet",
+        "metadata": {"name": name},
+        "spec": {"algorithm": "ES256", "rotation": SLOW},
+    }
+
+
+def ready_names(custom: client.CustomObjectsApi) -> dict[str, dict[str, Any]]:
+    listing: dict[str, Any] = custom.list_namespaced_custom_object(GROUP, VERSION, NS, PLURAL)  # type: ignore[assignment]
+    out = {}
+    for obj in listing.get("items", []):
+        status = obj.get("status") or {}
+        if status.get("nextKid") and any(
+            c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ()
+        ):
+            out[obj["metadata"]["name"]] = status
+    return out
+
+
+def revoke(custom: client.CustomObjectsApi, core: client.CoreV1Api, name: str, tag: str) -> float:
+    """Milliseconds from the status.emergency patch until the kid is out of the JWKS and no longer signs."""
+    obj: dict[str, Any] = custom.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name)  # type: ignore[assignment]
+    old = (obj.get("status") or {})["currentKid"]
+    patch = [{"op": "add", "path": "/status/emergency", "value": {"requestId": f"{tag}-{time.time_ns()}"}}]
+    start = time.perf_counter()
+    custom.patch_namespaced_custom_object_status(
+        GROUP, VERSION, NS, PLURAL, name, patch, _content_type="application/json-patch+json"
+    )
+
+    def gone() -> bool:
+        cm = core.read_namespaced_config_map(f"{name}-jwks", NS)
+        if any(k["kid"] == old for k in json.loads((cm.data or {})["jwks.json"])["keys"]):
+            return False
+        secret = core.read_namespaced_secret(name, NS)
+        return bool(base64.b64decode((secret.data or {})["JWT_KID"]).decode() != old)
+
+    wait(gone, 60, f"{name}: revocation", interval=0.005)
+    return (time.perf_counter() - start) * 1000
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    return {
+        "n": len(values),
+        "p50_ms": round(statistics.median(values), 1),
+        "p99_ms": round(percentile(values, 99), 1),
+        "max_ms": round(max(values), 1),
+    }
+
+
+def create_all(custom: client.CustomObjectsApi, names: list[str]) -> None:
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        list(
+            pool.map(
+                lambda n: custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, keyset(n)), names
+            )
+        )
+
+
+def until(predicate: Callable[[], bool], timeout: float, what: str) -> float:
+    start = time.monotonic()
+    wait(lambda: predicate() or None, timeout, what, interval=0.25)
+    return time.monotonic() - start
+
+
+def measure(count: int, args: argparse.Namespace) -> dict[str, Any]:
+    with localcluster.LocalCluster(log=say, progress=say) as cluster:
+        cluster.apply_crds([ROOT / "crds"])
+        cluster.kubectl("create", "namespace", NS)
+        api = cluster.api_client()
+        custom, core = client.CustomObjectsApi(api), client.CoreV1Api(api)
+        names = [f"ks-{i:05d}" for i in range(count)]
+        created = time.monotonic()
+        create_all(custom, names)
+        say(f"{count} keysets created in {time.monotonic() - created:.1f}s")
+        out: dict[str, Any] = {"keysets": count}
+
+        operator = Operator(cluster, args.workers)
+        started = operator.start()
+        wait(
+            lambda: len(ready_names(custom)) == count or None,
+            args.timeout,
+            f"{count} keysets Ready",
+            interval=0.5,
+        )
+        cold = time.monotonic() - started
+        wait(lambda: operator.metrics().get("passes") or None, 30, "metrics")
+        settled = operator.metrics()
+        out["cold_start"] = {
+            "seconds": round(cold, 1),
+            "passes_per_keyset": round(settled["passes"] / count, 2),
+            "writes_per_keyset": round(settled["writes"] / count, 2),
+            "api_requests_per_keyset": round(settled["requests"] / count, 2),
+        }
+        say(f"cold start: {out['cold_start']}")
+
+        before, cpu = operator.metrics(), operator.cpu_seconds()
+        time.sleep(args.idle)  # the measurement itself: what an idle operator does in this time
+        after = operator.metrics()
+        out["idle"] = {
+            "seconds": args.idle,
+            "writes": after["writes"] - before["writes"],
+            "passes": after["passes"] - before["passes"],
+            "cpu_seconds": round(operator.cpu_seconds() - cpu, 2),
+        }
+        out["rss_mib"] = operator.rss_mib()
+        say(f"idle: {out['idle']}, rss {out['rss_mib']} MiB")
+
+        chosen = random.sample(names, min(args.revocations, count))
+        out["revoke_at_rest"] = summary([revoke(custom, core, name, "rest") for name in chosen])
+        say(f"revoke at rest: {out['revoke_at_rest']}")
+
+        wait(lambda: len(ready_names(custom)) == count or None, args.timeout, "all Ready again", interval=0.5)
+        operator.stop()
+        restart = Operator(cluster, args.workers)
+        restarted = restart.start()
+        samples: list[float] = []
+        during = [n for n in names if n not in chosen]
+        random.shuffle(during)
+        offsets = [0.5, 1.0, 2.0, 3.0, 4.0][: max(1, min(5, len(during)))]
+        threads = []
+        lock = threading.Lock()
+
+        def later(name: str, offset: float) -> None:
+            time.sleep(max(0.0, restarted + offset - time.monotonic()))  # the schedule of the probe
+            value = revoke(custom, core, name, "restart")
+            with lock:
+                samples.append(value)
+
+        per_offset = max(1, args.revocations // len(offsets))
+        for i, offset in enumerate(offsets):
+            for name in during[i * per_offset : (i + 1) * per_offset]:
+                thread = threading.Thread(target=later, args=(name, offset))
+                thread.start()
+                threads.append(thread)
+        wait(
+            lambda: (restart.metrics().get("passes", 0) >= count) or None,
+            args.timeout,
+            "a pass for every keyset",
+            interval=0.25,
+        )
+        reconciled = time.monotonic() - restarted
+        for thread in threads:
+            thread.join()
+        again = restart.metrics()
+        emergencies = len(samples)
+        out["restart"] = {
+            "seconds_until_every_keyset_passed": round(reconciled, 1),
+            "passes": again["passes"],
+            # An emergency's revocation writes (Secret, JWKS, status, its next key): not the restart's.
+            "writes": again["writes"],
+            "writes_per_emergency_included": emergencies,
+        }
+        out["revoke_during_restart"] = summary(samples)
+        say(f"restart: {out['restart']}; revoke during restart: {out['revoke_during_restart']}")
+        restart.stop()
+        api.close()
+        return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--keysets", default="100,1000", help="comma-separated counts")
+    parser.add_argument("--idle", type=float, default=120.0, help="seconds of idle measurement")
+    parser.add_argument("--revocations", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--timeout", type=float, default=900.0)
+    args = parser.parse_args()
+    results = [measure(int(n), args) for n in args.keysets.split(",")]
+    print(json.dumps({"benchmark": "scale", "workers": args.workers, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
