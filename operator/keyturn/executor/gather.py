@@ -56,13 +56,21 @@ class Gatherer:
         spec, spec_problem = _parse(name, namespace, raw_spec)
         # Where the keys live is needed before the record says which algorithm they have.
         locating = spec or acting_spec(name, namespace, _with_revocations(raw_spec), None)
-        secret = await self._read_secret(namespace, locating.secret.name)
-        ring = _ring(secret, name)
-        acting = spec or acting_spec(
-            name, namespace, _with_revocations(raw_spec), ring if isinstance(ring, Ring) else None
-        )
-        jwks = None if acting.symmetric else await self._read_jwks(namespace, acting.jwks_config_map)
-        passphrase = await self._read_passphrase(namespace, spec)
+        if spec is not None:  # every name is known: the three reads go out together
+            secret, jwks, passphrase = await asyncio.gather(
+                self._read_secret(namespace, spec.secret.name),
+                self._read_jwks_of(namespace, spec),
+                self._read_passphrase(namespace, spec),
+            )
+            ring = _ring(secret, name)
+            acting = spec
+        else:
+            secret = await self._read_secret(namespace, locating.secret.name)
+            ring = _ring(secret, name)
+            acting = acting_spec(
+                name, namespace, _with_revocations(raw_spec), ring if isinstance(ring, Ring) else None
+            )
+            jwks, passphrase = await self._read_jwks_of(namespace, acting), None
         damaged: dict[str, str] = {}
         if isinstance(ring, Ring) and isinstance(secret, SecretSnapshot) and secret.managed_for(name):
             key = passphrase if isinstance(passphrase, bytes) else None
@@ -97,6 +105,9 @@ class Gatherer:
             return await self.secrets.read(namespace, name)
         except Exception as exc:  # any failure is this input's problem, not the pass's
             return Violation.of(Reason.READ_FAILED, f"reading Secret {name} failed: {_describe(exc)}")
+
+    async def _read_jwks_of(self, namespace: str, spec: Spec) -> ConfigMapSnapshot | Violation | None:
+        return None if spec.symmetric else await self._read_jwks(namespace, spec.jwks_config_map)
 
     async def _read_jwks(self, namespace: str, name: str) -> ConfigMapSnapshot | Violation | None:
         try:

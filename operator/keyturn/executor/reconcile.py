@@ -101,6 +101,7 @@ class Executor:
         try:
             outcome = await self._reconcile(namespace, name)
         finally:
+            await self.reporter.flush(namespace, name)  # the pass's Events, all at once, after status
             metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
         self.reporter.recovered(namespace, name)
         return outcome
@@ -173,7 +174,7 @@ class Executor:
 
         # ------------------------------------------------------------------------------ report
         if violations:
-            await self.reporter.stalled(gathered.obj, violations)
+            self.reporter.stalled(gathered.obj, violations)
         view = status_view.Observed(
             rollout=rollout.view if rollout else status_view.RolloutView(),
             analysis=rollout.analysis if rollout else None,
@@ -203,7 +204,7 @@ class Executor:
             message = f"rolling the targets failed ({type(exc).__name__}); retrying"
             return gathered.rollout, (Violation.of(Reason.TARGET_FAILED, message),)
         for event in result.events:
-            await self.reporter.announce(gathered.obj, event.reason, event.message, warning=event.warning)
+            self.reporter.announce(gathered.obj, event.reason, event.message, warning=event.warning)
         degraded = () if result.degraded is None else (Violation.of(*result.degraded),)
         return result, tuple(v for v in degraded if v not in gathered.inputs.degraded)
 
@@ -212,7 +213,7 @@ class Executor:
     ) -> None:
         obj = gathered.obj
         if secret is None and inputs.status.get("currentKid"):
-            await self.reporter.announce(
+            self.reporter.announce(
                 obj,
                 Reason.SECRET_LOST,
                 f"Secret {inputs.acting.secret.name} was deleted: every private key is gone; generated "
@@ -220,7 +221,7 @@ class Executor:
                 warning=True,
             )
         for notice in the_plan.notices:
-            await self.reporter.announce(
+            self.reporter.announce(
                 obj, notice.reason, notice.message, warning=notice.warning, kids=notice.kids
             )
 
@@ -236,7 +237,7 @@ class Executor:
         A pending emergency is still answered, Rejected with the reason, in status only.
         """
         inputs = gathered.inputs
-        await self.reporter.stalled(gathered.obj, violations)
+        self.reporter.stalled(gathered.obj, violations)
         view = status_view.Observed(degraded=degraded, ack=_rejected(inputs, violations, now))
         ring = inputs.ring if isinstance(inputs.ring, Ring) else Ring()
         await self.reporter.status(gathered.obj, ring, None, violations, view, now)

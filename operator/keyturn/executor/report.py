@@ -7,6 +7,7 @@ keep failing shows it in its conditions instead of only in the operator's log.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -32,8 +33,10 @@ class Reporter:
         self.keysets = keysets
         self.events = events
         self._failure_events: dict[tuple[str, str], tuple[str, float]] = {}
+        # Events a pass announced, posted together when it reports (a keyset runs one pass at a time).
+        self._pending: dict[tuple[str, str], list[tuple[Mapping[str, Any], str, str, bool]]] = {}
 
-    async def announce(
+    def announce(
         self,
         obj: Mapping[str, Any],
         reason: Reason,
@@ -53,9 +56,21 @@ class Reporter:
                 "kid": ",".join(kids) or None,
             },
         )
-        await self.events.post(obj, str(reason), message, warning=warning)
+        key = (meta["namespace"], meta["name"])
+        self._pending.setdefault(key, []).append((obj, str(reason), message, warning))
 
-    async def stalled(self, obj: Mapping[str, Any], violations: list[Violation]) -> None:
+    async def flush(self, namespace: str, name: str) -> None:
+        """Post the pass's Events together: one round trip instead of one each (best effort)."""
+        pending = self._pending.pop((namespace, name), [])
+        await asyncio.gather(
+            *(
+                self.events.post(obj, reason, message, warning=warning)
+                for obj, reason, message, warning in pending
+            ),
+            return_exceptions=True,
+        )
+
+    def stalled(self, obj: Mapping[str, Any], violations: list[Violation]) -> None:
         """A Warning per problem when the keyset becomes Stalled, not on every pass it stays so."""
         conditions = _mapping(obj.get("status")).get("conditions")
         stalled_before = any(
@@ -67,7 +82,7 @@ class Reporter:
         )
         if not stalled_before:
             for violation in violations:
-                await self.announce(obj, violation.reason, violation.message, warning=True)
+                self.announce(obj, violation.reason, violation.message, warning=True)
 
     async def status(
         self,
