@@ -45,9 +45,10 @@ class Prometheus:
         return web.Response(body=vector(self.share))
 
 
-def ask_all(
-    prometheus: Prometheus, steps: list[tuple[dict[str, Any], list[str], datetime]]
-) -> list[dict[str, Share]]:
+Step = tuple[dict[str, Any], list[str], datetime]
+
+
+def ask_all(prometheus: Prometheus, steps: list[Step]) -> list[dict[str, Share]]:
     """Ask one gate several times against one server; each step is (spec fields, kids, now)."""
 
     async def run() -> list[dict[str, Share]]:
@@ -85,7 +86,10 @@ def test_a_kid_is_asked_about_at_most_once_per_interval() -> None:
 
 def test_a_changed_query_is_asked_at_once() -> None:
     prometheus = Prometheus()
-    steps = [({}, ["k2"], NOW), ({"query": 'count(y{kid="$kid"})'}, ["k2"], NOW + timedelta(seconds=1))]
+    steps: list[Step] = [
+        ({}, ["k2"], NOW),
+        ({"query": 'count(y{kid="$kid"})'}, ["k2"], NOW + timedelta(seconds=1)),
+    ]
     ask_all(prometheus, steps)
     assert prometheus.queries[1] == 'count(y{kid="k2"})'
 
