@@ -202,7 +202,7 @@ class Executor:
                 soon,
                 the_plan.wake_at,
                 rollout.wake_at if rollout else None,
-                propagation.next_question(gate, shares, now),
+                propagation.next_question(gate, shares, now) if mode is PlanMode.FULL else None,
                 _recheck(violations, now),
                 self._idle(now),
             )
