@@ -33,6 +33,13 @@ DESIGN_SPEC: dict[str, Any] = {
         "encryption": {"passphraseSecretRef": {"name": "jwt-key-passphrase", "key": "passphrase"}},
     },
     "jwks": {"configMapName": "api-keys-jwks", "key": "jwks.json"},
+    "propagation": {
+        "prometheus": {"address": "http://prometheus.monitoring:9090"},
+        "query": 'count(jwt_keys_loaded{kid="$kid"}) / count(count by (instance) (jwt_keys_loaded))',
+        "threshold": "1",
+        "interval": "15s",
+        "timeout": "1h",
+    },
     "rollout": {"timeout": "10m", "pauseBetween": "10s", "onFailure": "Rollback"},
     "analysis": {
         "prometheus": {

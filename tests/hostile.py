@@ -133,6 +133,13 @@ FULL_SPEC: dict[str, Any] = {
         "onNoData": "Inconclusive",
         "onFailure": "Rollback",
     },
+    "propagation": {
+        "prometheus": {"address": "http://prometheus.monitoring:9090"},
+        "query": 'count(jwt_keys_loaded{kid="$kid", namespace="$namespace"}) / count(up)',
+        "threshold": "0.9",
+        "interval": "15s",
+        "timeout": "1h",
+    },
     "revokedKids": [{"kid": "k0", "reason": "key_compromise"}],
     "suspend": False,
 }
@@ -271,4 +278,17 @@ def admitted_specs(draw: st.DrawFn) -> dict[str, Any]:
             "onNoData": draw(st.sampled_from(["Pass", "Fail", "Inconclusive"])),
             "onFailure": draw(st.sampled_from(["Rollback", "Pause"])),
         }
+    if draw(st.booleans()):
+        gate: dict[str, Any] = {
+            "threshold": draw(st.from_regex(_pattern("propagation.threshold"), fullmatch=True)),
+            "interval": draw(positive_durations),
+            "timeout": draw(positive_durations),
+        }
+        if "analysis" not in spec or draw(st.booleans()):  # the CRD wants an address of one of them
+            gate["prometheus"] = {"address": "http://prometheus:9090"}
+        if draw(st.booleans()):  # the CRD only checks that $kid is there, not where
+            gate["query"] = draw(
+                st.sampled_from(['count(x{kid="$kid"})', "count(x{kid=$kid})", "count(x{kid='$kid'}) / 1"])
+            )
+        spec["propagation"] = gate
     return spec

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -13,6 +13,7 @@ from prometheus_client.registry import REGISTRY, Collector
 
 from keyturn.domain.model import HistoryEntry, HistoryResult, KeyState, Operation, Ring
 from keyturn.domain.planner import Plan
+from keyturn.domain.propagation import Share
 from keyturn.domain.reasons import Reason
 from keyturn.domain.spec import Spec
 
@@ -35,6 +36,15 @@ NEXT_ROTATION = Gauge(
 STALLED = Gauge("keyturn_keyset_stalled", "1 while the keyset is Stalled and needs a person", LABELS)
 JWKS_KEYS = Gauge("keyturn_jwks_keys", "Public keys in the published JWKS", LABELS)
 INTERVAL = Gauge("keyturn_rotation_interval_seconds", "Configured rotation interval (interval mode)", LABELS)
+PROPAGATION = Gauge(
+    "keyturn_propagation_ratio",
+    "Share of consumers that accept the kid, as the propagation gate last measured it",
+    [*LABELS, "kid"],
+)
+# The kids each keyset has a keyturn_propagation_ratio series for, so that stale ones are dropped
+# without scanning every series of the gauge.
+_propagation_kids: dict[tuple[str, str], set[str]] = {}
+_propagation_lock = threading.Lock()
 
 
 class _KeyAges(Collector):
@@ -123,6 +133,22 @@ def record_plan(namespace: str, name: str, before: Ring, plan: Plan, spec: Spec)
     KEY_AGES.update(namespace, name, ring)
 
 
+def record_propagation(namespace: str, name: str, shares: Mapping[str, Share]) -> None:
+    """The gate's answers of this pass; a kid not asked about (or without data) has no series."""
+    measured = {kid: share.value for kid, share in shares.items() if share.value is not None}
+    with _propagation_lock:
+        before = _propagation_kids.get((namespace, name), set())
+        for kid in before - set(measured):
+            with contextlib.suppress(KeyError):
+                PROPAGATION.remove(namespace, name, kid)
+        for kid, value in measured.items():
+            PROPAGATION.labels(namespace, name, kid).set(value)
+        if measured:
+            _propagation_kids[(namespace, name)] = set(measured)
+        else:
+            _propagation_kids.pop((namespace, name), None)
+
+
 def _drop(gauge: Gauge, namespace: str, name: str) -> None:
     """Remove a series if it exists (without scanning every series of the gauge on each pass)."""
     with contextlib.suppress(KeyError):
@@ -134,3 +160,4 @@ def forget(namespace: str, name: str) -> None:
     KEY_AGES.forget(namespace, name)
     for gauge in (NEXT_ROTATION, STALLED, JWKS_KEYS, INTERVAL):
         _drop(gauge, namespace, name)
+    record_propagation(namespace, name, {})

@@ -16,6 +16,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from keyturn import propagation
 from keyturn.adapters import health as health_probe
 from keyturn.adapters import prometheus
 from keyturn.adapters.workload_index import WorkloadIndex
@@ -24,6 +25,8 @@ from keyturn.domain import analysis as gate
 from keyturn.domain.annotations import HEALTH_ANNOTATION
 from keyturn.domain.egress import EgressPolicy, Refused, health_url, shorten
 from keyturn.domain.model import AnalysisResult, Operation, Ring
+from keyturn.domain.propagation import Share
+from keyturn.domain.propagation import loaded as accepted_by
 from keyturn.domain.reasons import Reason
 from keyturn.domain.schedule import earliest
 from keyturn.domain.spec import Spec
@@ -64,6 +67,8 @@ class RolloutResult:
     wake_at: datetime | None = None
     targets: list[Target] = field(default_factory=list)
     health: dict[str, Health] = field(default_factory=dict)
+    # The propagation gate's answers of this pass, by kid: what `reload: none` targets have loaded.
+    shares: Mapping[str, Share] = field(default_factory=dict)
 
 
 SampleKey = tuple[str, str, str, datetime]  # namespace, keyset, kid, analysis start
@@ -73,9 +78,11 @@ _egress = EgressPolicy()
 
 
 def configure_egress(policy: EgressPolicy) -> None:
-    """Set once at start (`keyturn run --egress-allow`): the hosts every Rollouts may request."""
+    """Set once at start (`keyturn run --egress-allow`): the hosts every Rollouts may request,
+    and the propagation gate too."""
     global _egress  # noqa: PLW0603 - one process-wide setting, written before any keyset runs
     _egress = policy
+    propagation.configure_egress(policy)
 
 
 class TargetsNotListed(RuntimeError):
@@ -115,8 +122,16 @@ class Rollouts:
         self._views: dict[str, RolloutView] = {}  # namespace/keyset -> last view, shown while unreadable
 
     # ------------------------------------------------------------------------------ before the plan
-    async def observe(self, obj: Mapping[str, Any], spec: Spec, ring: Ring, now: datetime) -> RolloutResult:
-        result = RolloutResult()
+    async def observe(
+        self,
+        obj: Mapping[str, Any],
+        spec: Spec,
+        ring: Ring,
+        now: datetime,
+        shares: Mapping[str, Share] | None = None,
+    ) -> RolloutResult:
+        """`shares`: the propagation gate's answers of this pass (what `reload: none` targets loaded)."""
+        result = RolloutResult(shares=dict(shares or {}))
         key = f"{spec.namespace}/{spec.name}"
         try:
             raw = await self._targets(spec.namespace, spec.name)
@@ -168,7 +183,10 @@ class Rollouts:
             self._announced.pop((key, "bad"), None)
         result.signer_targets = any(t.role in SIGNING_ROLES for t in result.targets)
         if ring.current is not None and result.targets:
-            decision = await self._decide(spec, ring, now, result)
+            # The planner's view: the gate holds the activation itself, with its own reason, so
+            # `reload: none` verifiers are left to it; signers count once they accept the key.
+            accepted = accepted_by(spec.propagation, ring, result.shares, verifiers=False)
+            decision = await self._decide(spec, ring, now, result, accepted)
             result.verifiers_ready = decision.verifiers_ready
             result.signers_ready = decision.signers_ready
             if decision.failure is not None:
@@ -188,11 +206,14 @@ class Rollouts:
             degraded=prior.degraded,
             events=list(prior.events),
             view=prior.view,
+            shares=prior.shares,
         )
         await self._analyse(spec, ring, now, result, query=False)
         if ring.current is None or not prior.targets:
             return result
-        decision = await self._decide(spec, ring, now, result)
+        decision = await self._decide(
+            spec, ring, now, result, accepted_by(spec.propagation, ring, result.shares)
+        )
         views = list(decision.views)
         key = f"{spec.namespace}/{spec.name}"
         desired = revisions(ring)
@@ -265,10 +286,17 @@ class Rollouts:
             return False
         return True
 
-    async def _decide(self, spec: Spec, ring: Ring, now: datetime, result: RolloutResult) -> Decision:
+    async def _decide(
+        self,
+        spec: Spec,
+        ring: Ring,
+        now: datetime,
+        result: RolloutResult,
+        loaded: Mapping[Role, bool] | None = None,
+    ) -> Decision:
         """Probes the health URLs the decision asks about, then decides again with the answers."""
         desired = revisions(ring)
-        decision = decide(result.targets, desired, now, spec.rollout, result.health)
+        decision = decide(result.targets, desired, now, spec.rollout, result.health, loaded)
         if decision.probe:
             answers = await asyncio.gather(
                 *(health_probe.probe(t.health_url or "", self.egress) for t in decision.probe),
@@ -280,7 +308,7 @@ class Rollouts:
                     if isinstance(answer, Health)
                     else Health(False, f"probe failed: {type(answer).__name__}")
                 )
-            decision = decide(result.targets, desired, now, spec.rollout, result.health)
+            decision = decide(result.targets, desired, now, spec.rollout, result.health, loaded)
         return decision
 
     def _report_failure(self, spec: Spec, message: str, result: RolloutResult) -> None:

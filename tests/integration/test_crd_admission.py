@@ -493,6 +493,37 @@ INVALID: list[Any] = [
     ),
     pytest.param(analysis(onNoData="Skip"), UNSUPPORTED, id="onNoData-unknown"),
     pytest.param(analysis(onFailure="Ignore"), UNSUPPORTED, id="analysis-onFailure-unknown"),
+    # propagation
+    pytest.param(
+        {"propagation": {"threshold": "1"}},
+        "propagation.prometheus.address is required when analysis is not set",
+        id="propagation-without-an-address",
+    ),
+    pytest.param(
+        {"propagation": {"prometheus": {"address": "http://user:pw@prometheus:9090"}}},
+        "propagation.prometheus.address must be an http:// or https:// URL",
+        id="propagation-address-userinfo",
+    ),
+    pytest.param(
+        {"propagation": {"prometheus": {"address": "http://p:9090"}, "query": "count(up)"}},
+        "propagation.query must name the kid",
+        id="propagation-query-without-kid",
+    ),
+    pytest.param(
+        {"propagation": {"prometheus": {"address": "http://p:9090"}, "threshold": "1.5"}},
+        "propagation.threshold must be a decimal number between 0 and 1",
+        id="propagation-threshold-above-1",
+    ),
+    pytest.param(
+        {"propagation": {"prometheus": {"address": "http://p:9090"}, "interval": "0s"}},
+        "propagation.interval must be greater than zero",
+        id="propagation-interval-0",
+    ),
+    pytest.param(
+        {"propagation": {"prometheus": {"address": "http://p:9090"}, "timeout": "1 h"}},
+        "must be a duration like 90d",
+        id="propagation-timeout-not-a-duration",
+    ),
     # revokedKids
     pytest.param(
         {"revokedKids": [{"kid": "a"}, {"kid": "a", "reason": "again"}]},
@@ -638,6 +669,20 @@ VALID: list[Any] = [
     pytest.param(
         {"analysis": {"prometheus": {"address": "https://thanos.example.com/api/prom", "query": "up"}}},
         id="analysis-https",
+    ),
+    pytest.param({"propagation": {}, "analysis": {"prometheus": PROMETHEUS}}, id="propagation-defaults"),
+    pytest.param(
+        {
+            "algorithm": "HS256",
+            "propagation": {
+                "prometheus": {"address": "http://prometheus.monitoring:9090"},
+                "query": "count(x{kid='$kid'}) / count(up)",
+                "threshold": "0",
+                "interval": "1s",
+                "timeout": "36525d",
+            },
+        },
+        id="propagation-hmac-all-fields",
     ),
     pytest.param(
         {

@@ -14,7 +14,7 @@ from keyturn.keys.jwk import public_jwk
 from keyturn.keys.material import load_raw_secret
 from keyturn.keys.pem import load_private_pem, public_pem
 from keyturn.keys.thumbprints import secret_fingerprint, thumbprint
-from kubetools import Kube, OperatorProcess
+from kubetools import Kube, OperatorProcess, template_annotations
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -139,3 +139,18 @@ def test_runbook_004_hs256_serverless(kube: Kube, keyturn: OperatorProcess, clus
         message="Secret updated",
     )
     assert secret["AUTH_JWT_SECRET"] not in after.values()
+
+
+def test_propagation_gate(kube: Kube, keyturn: OperatorProcess, cluster: Any) -> None:
+    """The gate parses and holds nothing before an activation is due; its `reload: none`
+    verifier is listed as a target, ready at once, and never restarted."""
+    (name,) = apply(kube, cluster, EXAMPLES / "propagation-gate.yaml")
+    status = kube.wait_ready(name)
+    assert status["nextRotationAt"] and status.get("propagation") is None
+    targets = kube.wait_status(
+        name, lambda s: (s.get("rollout") or {}).get("targets"), 20, "the verifier listed"
+    )["rollout"]["targets"]
+    assert [(t["name"], t["role"], t["state"]) for t in targets] == [("api-verifier", "verifier", "Ready")]
+    deployment = kube.apps.read_namespaced_deployment("api-verifier", kube.namespace)
+    stamped = template_annotations(deployment)
+    assert not any(k.startswith("keyturn.dev/") for k in stamped), stamped

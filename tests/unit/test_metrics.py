@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from prometheus_client import REGISTRY
 from keyturn import metrics
 from keyturn.domain.model import Ring
 from keyturn.domain.planner import Plan
+from keyturn.domain.propagation import Share
 from keyturn.domain.spec_parser import parse_spec
 
 NAMESPACE = "metrics-test"
@@ -53,6 +55,27 @@ def test_a_switch_back_to_an_interval_exports_it_again(keyset: str) -> None:
     assert interval_series(keyset) is None
     record(keyset, {"interval": "30d"})
     assert interval_series(keyset) == 30 * 86400
+
+
+def ratio(name: str, kid: str) -> float | None:
+    return REGISTRY.get_sample_value(
+        "keyturn_propagation_ratio", {"namespace": NAMESPACE, "keyset": name, "kid": kid}
+    )
+
+
+WHEN = datetime(2026, 5, 1, tzinfo=UTC)
+
+
+def test_the_propagation_ratio_follows_the_kids_the_gate_asks_about(keyset: str) -> None:
+    metrics.record_propagation(NAMESPACE, keyset, {"k2": Share(WHEN, 0.5), "k1": Share(WHEN, 1.0)})
+    assert (ratio(keyset, "k2"), ratio(keyset, "k1")) == (0.5, 1.0)
+    metrics.record_propagation(NAMESPACE, keyset, {"k2": Share(WHEN, 0.75)})
+    assert (ratio(keyset, "k2"), ratio(keyset, "k1")) == (0.75, None)
+    metrics.record_propagation(NAMESPACE, keyset, {"k2": Share(WHEN, None, "prometheus unreachable")})
+    assert ratio(keyset, "k2") is None  # no data: no series, rather than a made-up number
+    metrics.record_propagation(NAMESPACE, keyset, {"k3": Share(WHEN, 0.0)})
+    metrics.forget(NAMESPACE, keyset)
+    assert ratio(keyset, "k3") is None
 
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,8 +19,9 @@ from kubernetes import client
 from keyturn.domain.annotations import revision_annotation
 from keyturn.domain.egress import EgressPolicy
 from keyturn.domain.model import Ring
+from keyturn.domain.propagation import Share
 from keyturn.domain.reasons import Reason
-from keyturn.domain.targets import Role, revisions
+from keyturn.domain.targets import Role, TargetState, revisions
 from keyturn.rollout import RolloutResult, Rollouts
 from planning import spec, step
 
@@ -199,3 +200,51 @@ def test_a_ready_target_with_a_failing_mark_is_reported() -> None:
     )
     body = json.dumps(fake.patches[0][1])
     assert "keyturn.dev/ready-keys" in body
+
+
+GATED = spec(
+    rollout={"timeout": "1m", "pauseBetween": "0s"},
+    propagation={"prometheus": {"address": "http://prometheus:9090"}},
+)
+
+
+def gated_pass(fake: FakeApiServer, shares: dict[str, Share]) -> tuple[RolloutResult, RolloutResult]:
+    async def go() -> tuple[RolloutResult, RolloutResult]:
+        async with api_server(fake) as api:
+            rollouts = Rollouts(api, EgressPolicy())
+            observed = await rollouts.observe({}, GATED, RING, NOW, shares)
+            return observed, await rollouts.advance({}, GATED, RING, NOW, observed)
+
+    return asyncio.run(go())
+
+
+def reloading(name: str, role: str) -> dict[str, Any]:
+    annotations = {"keyturn.dev/keyset": "keys", "keyturn.dev/role": role, "keyturn.dev/reload": "none"}
+    return item(name, annotations)
+
+
+def test_reload_none_verifiers_wait_for_the_share_of_the_next_kid_in_the_view_only() -> None:
+    assert RING.next is not None
+    fake = FakeApiServer()
+    fake.items = [reloading("web", "verifier")]
+    observed, advanced = gated_pass(fake, {RING.next.kid: Share(NOW, 0.5)})
+    # The planner's side: the gate holds the activation itself, with its own reason.
+    assert observed.verifiers_ready
+    (view,) = advanced.view.targets
+    assert view.state is TargetState.PENDING and advanced.view.in_progress
+    assert fake.patches == []  # never restarted
+    _, accepted = gated_pass(fake, {RING.next.kid: Share(NOW, 1.0)})
+    assert accepted.view.targets[0].state is TargetState.READY and not accepted.view.in_progress
+
+
+def test_reload_none_signers_count_once_they_accept_the_current_kid() -> None:
+    assert RING.current is not None
+    fake = FakeApiServer()
+    fake.items = [reloading("api", "signer")]
+    below, _ = gated_pass(fake, {RING.current.kid: Share(NOW, 0.5)})
+    assert not below.signers_ready
+    above, _ = gated_pass(fake, {RING.current.kid: Share(NOW, 1.0)})
+    assert above.signers_ready
+    unasked, _ = gated_pass(fake, {})
+    assert unasked.signers_ready  # not asked about: not in question
+    assert fake.patches == []

@@ -31,10 +31,14 @@ async def query(
     at: datetime,
     policy: EgressPolicy | None = None,
     client_timeout: aiohttp.ClientTimeout = TIMEOUT,
+    what: str = "analysis.prometheus.address",
 ) -> Sample:
-    """A scalar or a one-element vector; anything else, or any failure, is no data with a reason."""
+    """A scalar or a one-element vector; anything else, or any failure, is no data with a reason.
+
+    `what` names the address's field in the reason of a refusal.
+    """
     try:
-        url = prometheus_query_url(address, policy or EgressPolicy())
+        url = prometheus_query_url(address, policy or EgressPolicy(), what)
     except Refused as exc:
         return Sample(None, f"refused: {exc}")
     try:

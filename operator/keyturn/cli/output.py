@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from keyturn.domain.propagation import percent
 from keyturn.domain.spec import DEFAULT_ALGORITHM
 from keyturn.logs import escape
 
@@ -208,6 +209,11 @@ def render_keyset(obj: Mapping[str, Any], now: datetime) -> str:
     facts += [
         ("Current kid", str(status.get("currentKid") or "-")),
         ("Next rotation", stamp(status.get("nextRotationAt"), now)),
+    ]
+    gate = propagation_summary(status, now)
+    if gate is not None:
+        facts.append(("Propagation", gate))
+    facts += [
         ("Last rotation", stamp(status.get("lastRotationAt"), now)),
     ]
     emergency = status.get("emergency") or {}
@@ -222,6 +228,35 @@ def render_keyset(obj: Mapping[str, Any], now: datetime) -> str:
     rows = key_rows(status, now)
     keys = table(KEY_COLUMNS, rows) if rows else "No keys yet."
     return f"{_facts(facts)}\n\n{keys}"
+
+
+def _fraction(text: object) -> float | None:
+    """A share from status as a number in [0, 1], or None (status is anyone's to write)."""
+    if not isinstance(text, str) or len(text) > 32:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if 0.0 <= value <= 1.0 else None
+
+
+def propagation_summary(status: Mapping[str, Any], now: datetime) -> str | None:
+    """'k3: 66.6% of consumers accept it, 100% needed; held 12m' from status.propagation."""
+    gate = status.get("propagation")
+    if not isinstance(gate, Mapping) or not gate.get("kid"):
+        return None
+    kid = str(gate["kid"])
+    share, needed = _fraction(gate.get("share")), _fraction(gate.get("threshold"))
+    if share is None:
+        text = f"{kid}: share of consumers that accept it unknown ({gate.get('message') or 'no data'})"
+    else:
+        text = f"{kid}: {percent(share)} of consumers accept it"
+    if needed is not None:
+        text += f", {percent(needed)} needed"
+    if gate.get("heldSince"):
+        text += f"; activation held {age(str(gate['heldSince']), now)}"
+    return text
 
 
 def _facts(facts: Sequence[tuple[str, str]]) -> str:

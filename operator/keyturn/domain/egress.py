@@ -199,13 +199,18 @@ def health_url(text: str, policy: EgressPolicy) -> URL:
     return url
 
 
-def prometheus_query_url(address: str, policy: EgressPolicy) -> URL:
-    """`<address>/api/v1/query`, joined as a path: the address may carry a path prefix, nothing else."""
-    url = _parse(address, "analysis.prometheus.address")
+def prometheus_query_url(
+    address: str, policy: EgressPolicy, what: str = "analysis.prometheus.address"
+) -> URL:
+    """`<address>/api/v1/query`, joined as a path: the address may carry a path prefix, nothing else.
+
+    `what` names the field in messages (the analysis's or the propagation gate's address).
+    """
+    url = _parse(address, what)
     if url.query_string or "?" in address:
         raise Refused(
             "Query",
-            "analysis.prometheus.address: must not carry a ?query (Keyturn appends /api/v1/query itself)",
+            f"{what}: must not carry a ?query (Keyturn appends /api/v1/query itself)",
         )
-    policy.admit(url, "analysis.prometheus.address")
+    policy.admit(url, what)
     return url.joinpath("api", "v1", "query")

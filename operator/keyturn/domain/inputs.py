@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from keyturn.domain.annotations import KEYSET_LABEL, STATE_ANNOTATION
 from keyturn.domain.model import AnalysisResult, Ring
+from keyturn.domain.propagation import Share
 from keyturn.domain.reasons import Violation
 from keyturn.domain.requests import Requests
 from keyturn.domain.spec import Spec
@@ -66,6 +67,10 @@ class Observations:
     analysis_message: str = ""
     # Kids whose private material is missing from the Secret: such a key is never promoted.
     unusable: frozenset[str] = frozenset()
+    # The propagation gate's answers of this pass, by kid (the next kid while its activation is
+    # due, the one an emergency promotes, the current kid during its signer wave). A kid without
+    # an entry was not asked about: the gate holds its activation as if it had no data.
+    propagation: Mapping[str, Share] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,10 @@ class Key:
     # When every signer target had loaded the key (its signer wave ended); analysis measures from here.
     signers_ready_at: datetime | None = None
     analysis_result: AnalysisResult | None = None
+    # The propagation gate, for a prepared key: when it first held the key's activation (its
+    # timeout counts from there), and when the PropagationTimeout Warning was posted (only once).
+    propagation_held_at: datetime | None = None
+    propagation_warned_at: datetime | None = None
 
     def evolve(self, **changes: Any) -> Key:
         """Change facts of the key; its state changes only through `transition`."""

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from keyturn.domain.model import KeyState, Ring
-from keyturn.domain.reasons import Reason
+from keyturn.domain.reasons import Reason, Violation
 
 
 class PlanMode(StrEnum):
@@ -44,8 +44,10 @@ class Plan:
     notices: tuple[Notice, ...] = ()
     wake_at: datetime | None = None
     next_rotation_at: datetime | None = None
-    # Why a due rotation has not happened yet (for the phase and the Reconciling condition).
+    # Why a due rotation has not happened yet (for the phase and the Reconciling condition), and
+    # the condition's message when the reason needs one (the measured share of the propagation gate).
     waiting: Reason | None = None
+    waiting_message: str = ""
     # The current key's analysis wants a person: Pause or Inconclusive.
     paused: Reason | None = None
     paused_message: str = ""
@@ -54,3 +56,5 @@ class Plan:
     requeue: bool = False
     # Every state change of the pass, in order; each one is in model.TRANSITIONS.
     moves: tuple[Move, ...] = ()
+    # Problems the planner found around the keyset (a propagation timeout): Degraded, never blocking.
+    degraded: tuple[Violation, ...] = ()

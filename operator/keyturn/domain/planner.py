@@ -105,8 +105,10 @@ class _Planner(Revocations, Rollbacks, Rotations):
             wake_at=min(future, default=None),
             next_rotation_at=self.next_rotation_at,
             waiting=self.waiting,
+            waiting_message=self.waiting_message,
             paused=self.paused,
             paused_message=self.paused_message,
             requeue=self.revoked_current,
             moves=tuple(self.moves),
+            degraded=tuple(self.degraded),
         )

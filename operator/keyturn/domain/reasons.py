@@ -22,6 +22,7 @@ class Reason(StrEnum):
     ROTATED = "KeyRotated"
     AWAITING_PUBLISH_AHEAD = "AwaitingPublishAhead"
     AWAITING_VERIFIERS = "AwaitingVerifiers"
+    AWAITING_PROPAGATION = "AwaitingPropagation"
     KEY_RETIRED = "KeyRetired"
     KEY_PURGED = "KeyPurged"
     # Revocation.
@@ -43,6 +44,8 @@ class Reason(StrEnum):
     ANALYSIS_PASSED = "AnalysisPassed"
     ANALYSIS_FAILED = "AnalysisFailed"
     ANALYSIS_INCONCLUSIVE = "AnalysisInconclusive"
+    # The propagation gate: consumers have not accepted the next key within spec.propagation.timeout.
+    PROPAGATION_TIMEOUT = "PropagationTimeout"
     # Stalled: the spec or the cluster needs a person.
     INVALID_SPEC = "InvalidSpec"
     GRACE_TOO_SHORT = "GracePeriodTooShort"

@@ -87,6 +87,8 @@ def key_to_dict(key: Key) -> dict[str, Any]:
         "activatedBy": None if key.activated_by is None else str(key.activated_by),
         "signersReadyAt": _ts(key.signers_ready_at),
         "analysisResult": None if key.analysis_result is None else str(key.analysis_result),
+        "propagationHeldAt": _ts(key.propagation_held_at),
+        "propagationWarnedAt": _ts(key.propagation_warned_at),
         "fingerprint": key.fingerprint,
         "publicJwk": dict(key.public_jwk) if key.public_jwk is not None else None,
     }
@@ -281,6 +283,8 @@ def _key(raw: _Fields) -> Key:
         activated_by=raw.choice("activatedBy", Trigger),
         signers_ready_at=raw.time("signersReadyAt"),
         analysis_result=raw.choice("analysisResult", AnalysisResult),
+        propagation_held_at=raw.time("propagationHeldAt"),
+        propagation_warned_at=raw.time("propagationWarnedAt"),
         fingerprint=raw.text("fingerprint"),
         public_jwk=raw.jwk("publicJwk"),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 
 from keyturn.domain.cron import CRON_HORIZON, next_tick
+from keyturn.domain.model import Key
 from keyturn.domain.spec import Rotation, Window
 
 END_OF_TIME = datetime.max.replace(tzinfo=UTC)
@@ -71,6 +72,27 @@ def align_to_window(rotation: Rotation, moment: datetime) -> datetime:
         return start.astimezone(UTC)
     except (OverflowError, ValueError):  # the next opening is past the end of the calendar
         return END_OF_TIME
+
+
+def activation_time(
+    rotation: Rotation, current: Key, nxt: Key, now: datetime, *, manual: bool, held: bool
+) -> tuple[datetime | None, bool]:
+    """When `nxt` may activate, and whether now is inside the window that allows it.
+
+    `manual`: a person asked (no schedule, no window, but publishAhead holds). `held`: scheduled
+    rotations are held (suspended, analysing, paused): None.
+    """
+    ready_at = later(nxt.published_at or nxt.created_at, rotation.publish_ahead)
+    if manual:
+        return ready_at, True
+    if held:
+        return None, False
+    due = due_after(rotation, current.activated_at or current.created_at)
+    scheduled = align_to_window(rotation, max(due, ready_at))
+    allowed_now = in_window(rotation.window, now.astimezone(rotation.time_zone))
+    if scheduled <= now and not allowed_now:
+        return align_to_window(rotation, now), False
+    return scheduled, allowed_now
 
 
 def earliest(*moments: datetime | None) -> datetime | None:

@@ -31,6 +31,14 @@ DEFAULT_PUBLISH_AHEAD = "1h"
 DEFAULT_GRACE_PERIOD = "30d"
 DEFAULT_RETENTION = "180d"
 DEFAULT_JWKS_KEY = "jwks.json"
+# The propagation gate's defaults: the share of scraped instances that accept the kid.
+DEFAULT_PROPAGATION_QUERY = (
+    'count(jwt_keys_loaded{kid="$kid"}) / count(count by (instance) (jwt_keys_loaded))'
+)
+DEFAULT_PROPAGATION_THRESHOLD = "1"
+DEFAULT_PROPAGATION_INTERVAL = "15s"
+DEFAULT_PROPAGATION_TIMEOUT = "1h"
+MAX_PROPAGATION_QUERY = 4096
 
 
 class SpecError(ValueError):
@@ -145,6 +153,17 @@ class AnalysisSpec:
 
 
 @dataclass(frozen=True)
+class PropagationSpec:
+    """spec.propagation: a due activation waits until `query` for the next kid reaches `threshold`."""
+
+    address: str
+    query: str  # with $kid (and maybe $namespace, $keyset) inside quoted strings; see domain.propagation
+    threshold: float
+    interval: timedelta
+    timeout: timedelta
+
+
+@dataclass(frozen=True)
 class Revocation:
     kid: str
     reason: str
@@ -168,6 +187,7 @@ class Spec:
     analysis: AnalysisSpec | None
     revoked: tuple[Revocation, ...] = field(default=())
     suspend: bool = False
+    propagation: PropagationSpec | None = None
 
     @property
     def symmetric(self) -> bool:

@@ -21,12 +21,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from keyturn.domain.cron import cron_problem
 from keyturn.domain.durations import MAX_DURATION, format_duration, parse_duration
+from keyturn.domain.propagation import template_problem
 from keyturn.domain.spec import (
     ALGORITHMS,
     DEFAULT_ALGORITHM,
     DEFAULT_GRACE_PERIOD,
     DEFAULT_INTERVAL,
     DEFAULT_JWKS_KEY,
+    DEFAULT_PROPAGATION_INTERVAL,
+    DEFAULT_PROPAGATION_QUERY,
+    DEFAULT_PROPAGATION_THRESHOLD,
+    DEFAULT_PROPAGATION_TIMEOUT,
     DEFAULT_PUBLISH_AHEAD,
     DEFAULT_RETENTION,
     DEFAULT_RSA_SIZE,
@@ -34,6 +39,7 @@ from keyturn.domain.spec import (
     HMAC_MAX_BYTES,
     HMAC_MIN_BYTES,
     MAX_ANALYSIS_COUNT,
+    MAX_PROPAGATION_QUERY,
     MAX_SCHEDULE_LENGTH,
     RSA_ALGORITHMS,
     RSA_SIZES,
@@ -44,6 +50,7 @@ from keyturn.domain.spec import (
     OnFailure,
     OnNoData,
     PassphraseRef,
+    PropagationSpec,
     Revocation,
     RolloutSpec,
     Rotation,
@@ -222,6 +229,7 @@ def parse_spec(name: str, namespace: str, raw: object) -> Spec:
         raise SpecError("spec.kid.template: is required when spec.kid.strategy is Template")
 
     jwks = spec.obj("jwks")
+    analysis = _analysis(spec.obj("analysis"))
     return Spec(
         name=name,
         namespace=namespace,
@@ -236,12 +244,15 @@ def parse_spec(name: str, namespace: str, raw: object) -> Spec:
         jwks_config_map=jwks.string("configMapName") or default_jwks_config_map(name),
         jwks_key=jwks.string("key") or DEFAULT_JWKS_KEY,
         rollout=_rollout(spec.obj("rollout")),
-        analysis=_analysis(spec.obj("analysis")),
+        analysis=analysis,
         revoked=tuple(
             Revocation(r.required("kid"), r.string("reason") or "unspecified")
             for r in spec.objects("revokedKids")
         ),
         suspend=spec.boolean("suspend"),
+        propagation=(
+            None if spec.raw.get("propagation") is None else _propagation(spec.obj("propagation"), analysis)
+        ),
     )
 
 
@@ -351,11 +362,11 @@ def _analysis(raw: _Object) -> AnalysisSpec | None:
     prometheus = raw.obj("prometheus")
     if not prometheus.has("address") or not prometheus.has("query"):
         raise SpecError("spec.analysis.prometheus: needs both address and query")
-    address = _address(prometheus.required("address"))
+    address = _address(prometheus.required("address"), prometheus.at("address"))
     query = prometheus.required("query")
     if not query.strip():
         raise SpecError("spec.analysis.prometheus.query: must not be empty")
-    threshold = _threshold(raw)
+    threshold = _threshold(raw, "successThreshold", "0.95")
     count = raw.integer("count")
     count = 10 if count is None else count
     if not 1 <= count <= MAX_ANALYSIS_COUNT:
@@ -388,14 +399,14 @@ def _analysis(raw: _Object) -> AnalysisSpec | None:
     return analysis
 
 
-def _threshold(raw: _Object) -> float:
-    path = raw.at("successThreshold")
-    value = raw.raw.get("successThreshold")
+def _threshold(raw: _Object, name: str, default: str) -> float:
+    path = raw.at(name)
+    value = raw.raw.get(name)
     if value is None or value == "":
-        return 0.95
+        value = default
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise SpecError(
-            f'{path}: must be a decimal number written as a string, e.g. "0.95", not {_kind(value)}'
+            f'{path}: must be a decimal number written as a string, e.g. "{default}", not {_kind(value)}'
         )
     try:
         threshold = float(value)
@@ -407,11 +418,39 @@ def _threshold(raw: _Object) -> float:
     return threshold
 
 
-def _address(text: str) -> str:
+def _propagation(raw: _Object, analysis: AnalysisSpec | None) -> PropagationSpec:
+    """Set (even as `{}`), the gate is on. Its Prometheus defaults to the analysis's: one server
+    usually scrapes both metrics."""
+    prometheus = raw.obj("prometheus")
+    if prometheus.has("address"):
+        address = _address(prometheus.required("address"), prometheus.at("address"))
+    elif analysis is not None:
+        address = analysis.address
+    else:
+        raise SpecError(
+            f"{prometheus.at('address')}: is required when spec.analysis.prometheus.address is not set"
+        )
+    query = raw.string("query") or DEFAULT_PROPAGATION_QUERY
+    if not query.strip():
+        raise SpecError(f"{raw.at('query')}: must not be empty")
+    if len(query) > MAX_PROPAGATION_QUERY:
+        raise SpecError(f"{raw.at('query')}: longer than {MAX_PROPAGATION_QUERY} characters")
+    problem = template_problem(query)
+    if problem is not None:
+        raise SpecError(f"{raw.at('query')}: {problem}")
+    return PropagationSpec(
+        address=address,
+        query=query,
+        threshold=_threshold(raw, "threshold", DEFAULT_PROPAGATION_THRESHOLD),
+        interval=raw.span("interval", DEFAULT_PROPAGATION_INTERVAL, positive=True),
+        timeout=raw.span("timeout", DEFAULT_PROPAGATION_TIMEOUT, positive=True),
+    )
+
+
+def _address(text: str, path: str) -> str:
     """An http(s) base URL and nothing else: user info, a query or a fragment could smuggle
     credentials or a different request to whatever the URL points at. The value is never quoted
     in a message, since it might carry a password."""
-    path = "spec.analysis.prometheus.address"
     if any(c.isspace() or not c.isprintable() for c in text):
         raise SpecError(f"{path}: must not contain spaces or control characters")
     try:

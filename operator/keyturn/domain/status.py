@@ -12,6 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from keyturn.domain import propagation as propagation_view
 from keyturn.domain.model import AckResult, EmergencyAck, Operation, Ring
 from keyturn.domain.planner import Plan
 from keyturn.domain.reasons import Reason, Violation
@@ -82,6 +83,8 @@ class Observed:
     degraded: tuple[Violation, ...] = ()
     # An emergency acknowledged without a readable record (then it is Rejected; status is its only trace).
     ack: EmergencyAck | None = None
+    # The propagation gate's latest answer about the next kid, while it is asked (status.propagation).
+    propagation: propagation_view.View | None = None
 
 
 def phase_of(ring: Ring, plan: Plan | None, violations: Sequence[Violation], observed: Observed) -> Phase:
@@ -92,7 +95,8 @@ def phase_of(ring: Ring, plan: Plan | None, violations: Sequence[Violation], obs
         return Phase.PENDING
     if plan.paused is not None or observed.rollout.failure is not None:
         return Phase.PAUSED
-    if observed.rollout.in_progress:
+    # `reload: none` targets wait for the same share the gate does: the gate's reason says more.
+    if observed.rollout.in_progress and plan.waiting is not Reason.AWAITING_PROPAGATION:
         return Phase.ROLLING_BACK if current.activation is Operation.ROLLBACK else Phase.ROLLING_OUT
     if current.awaits_analysis and observed.analysis is not None:
         return Phase.ANALYZING
@@ -145,6 +149,17 @@ def build(
                 }
                 for m in view.measurements
             ],
+        }
+    status["propagation"] = None  # cleared once the next kid is no longer asked about
+    if observed.propagation is not None:
+        gate = observed.propagation
+        status["propagation"] = {
+            "kid": gate.kid,
+            **({"share": _number(gate.share)} if gate.share is not None else {}),
+            "threshold": f"{gate.threshold:g}",
+            "result": str(gate.result),
+            "message": gate.message,
+            **({"heldSince": timestamp(gate.held_since)} if gate.held_since is not None else {}),
         }
     request = read_emergency(existing.get("emergency"))
     if request is not None:
@@ -286,5 +301,7 @@ def _progress(phase: Phase, plan: Plan | None, observed: Observed) -> tuple[str,
     if phase is Phase.PUBLISHING and plan is not None and plan.waiting is not None:
         if plan.waiting is Reason.AWAITING_VERIFIERS:
             return str(plan.waiting), "waiting for verifiers to load the next key before it signs"
+        if plan.waiting_message:
+            return str(plan.waiting), plan.waiting_message
         return str(plan.waiting), "the next key is published; it signs once publishAhead has passed"
     return str(Reason.INITIALIZING), "generating keys"

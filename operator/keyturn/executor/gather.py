@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,13 +17,15 @@ from typing import Any
 from keyturn.domain import record
 from keyturn.domain.inputs import ConfigMapSnapshot, Inputs, Observations, SecretSnapshot
 from keyturn.domain.model import Ring
+from keyturn.domain.propagation import Share, kids_to_ask
 from keyturn.domain.reasons import Reason, Scope, Violation
-from keyturn.domain.requests import read_requests, read_revocations
+from keyturn.domain.requests import Requests, read_requests, read_revocations
 from keyturn.domain.salvage import acting_spec
 from keyturn.domain.spec import Spec, SpecError
 from keyturn.domain.spec_parser import parse_spec
-from keyturn.executor.ports import ConfigMapPort, KeysetPort, RolloutPort, SecretPort
+from keyturn.executor.ports import ConfigMapPort, KeysetPort, PropagationPort, RolloutPort, SecretPort
 from keyturn.keys.secret_data import material_problems
+from keyturn.propagation import EMERGENCY_TIMEOUT, QUERY_TIMEOUT
 from keyturn.rollout import RolloutResult
 
 log = logging.getLogger("keyturn")
@@ -40,12 +42,18 @@ class Gathered:
 
 class Gatherer:
     def __init__(
-        self, keysets: KeysetPort, secrets: SecretPort, configmaps: ConfigMapPort, rollouts: RolloutPort
+        self,
+        keysets: KeysetPort,
+        secrets: SecretPort,
+        configmaps: ConfigMapPort,
+        rollouts: RolloutPort,
+        propagation: PropagationPort,
     ) -> None:
         self.keysets = keysets
         self.secrets = secrets
         self.configmaps = configmaps
         self.rollouts = rollouts
+        self.propagation = propagation
 
     async def gather(self, namespace: str, name: str, now: datetime) -> Gathered | None:
         """None when the keyset is gone or being deleted."""
@@ -77,15 +85,17 @@ class Gatherer:
             damaged = await asyncio.to_thread(material_problems, ring, secret.data, key)
         rollout: RolloutResult | None = None
         degraded: tuple[Violation, ...] = ()
+        shares: dict[str, Share] = {}
+        requests = read_requests(obj)
         if isinstance(ring, Ring) and _ours(secret, name):
-            rollout, degraded = await self._observe(obj, acting, ring, now)
-        observations = _observations(rollout)
+            rollout, degraded, shares = await self._observe_and_ask(obj, spec, acting, ring, requests, now)
+        observations = _observations(rollout, shares)
         status = obj.get("status")
         inputs = Inputs(
             namespace=namespace,
             name=name,
             generation=_int(_mapping(obj.get("metadata")).get("generation")),
-            requests=read_requests(obj),
+            requests=requests,
             spec=spec,
             spec_problem=spec_problem,
             acting=acting,
@@ -135,11 +145,54 @@ class Gatherer:
             )
         return value
 
+    async def _observe_and_ask(
+        self,
+        obj: Mapping[str, Any],
+        spec: Spec | None,
+        acting: Spec,
+        ring: Ring,
+        requests: Requests,
+        now: datetime,
+    ) -> tuple[RolloutResult | None, tuple[Violation, ...], dict[str, Share]]:
+        """The targets, and the propagation gate's answers they and the planner need.
+
+        A pending emergency never waits for the gate: the share of the key it promotes is asked
+        at the same time as the targets are observed, with a short timeout, and the
+        acknowledgement says "unknown" when no answer came in time.
+        """
+        if spec is None or spec.propagation is None:
+            rollout, degraded = await self._observe(obj, acting, ring, now, {})
+            return rollout, degraded, {}
+        manual = requests.rotate is not None and requests.rotate != ring.handled.rotate
+        kids = kids_to_ask(spec, ring, now, manual=manual)
+        promoted = _promoted_by_emergency(requests, ring)
+        if promoted is not None:
+            asked = (*kids, promoted) if promoted else kids
+            (rollout, degraded), shares = await asyncio.gather(
+                self._observe(obj, acting, ring, now, {}),
+                self._ask(spec, asked, now, EMERGENCY_TIMEOUT),
+            )
+            return rollout, degraded, shares
+        shares = await self._ask(spec, kids, now, QUERY_TIMEOUT)
+        rollout, degraded = await self._observe(obj, acting, ring, now, shares)
+        return rollout, degraded, shares
+
+    async def _ask(self, spec: Spec, kids: Sequence[str], now: datetime, within: float) -> dict[str, Share]:
+        try:
+            return await self.propagation.ask(spec, kids, now, within=within)
+        except Exception as exc:  # the gate is peripheral: without an answer it holds, never crashes
+            log.warning(
+                "asking the propagation gate failed: %s",
+                type(exc).__name__,
+                extra={"namespace": spec.namespace, "keyset": spec.name},
+            )
+            return {kid: Share(now, None, f"asking failed ({_describe(exc)})") for kid in kids}
+
     async def _observe(
-        self, obj: Mapping[str, Any], spec: Spec, ring: Ring, now: datetime
+        self, obj: Mapping[str, Any], spec: Spec, ring: Ring, now: datetime, shares: Mapping[str, Share]
     ) -> tuple[RolloutResult | None, tuple[Violation, ...]]:
         try:
-            result = await self.rollouts.observe(obj, spec, ring, now)
+            result = await self.rollouts.observe(obj, spec, ring, now, shares)
         except Exception as exc:  # targets and Prometheus are peripheral: they never stop a pass
             log.warning(
                 "observing targets failed: %s",
@@ -181,9 +234,21 @@ def _ours(secret: SecretSnapshot | Violation | None, keyset: str) -> bool:
     return secret is None or (isinstance(secret, SecretSnapshot) and secret.managed_for(keyset))
 
 
-def _observations(result: RolloutResult | None) -> Observations:
+def _promoted_by_emergency(requests: Requests, ring: Ring) -> str | None:
+    """With an emergency pending: the kid it would promote ("" for none, or a fresh key); else None."""
+    request = requests.emergency
+    if request is None or request.problem is not None or ring.handled.emergency(request.request_id):
+        return None
+    current, nxt = ring.current, ring.next
+    takes_current = current is not None and (not request.revoke_kids or current.kid in request.revoke_kids)
+    if request.revoke_all or not takes_current or nxt is None or nxt.kid in request.revoke_kids:
+        return ""
+    return nxt.kid
+
+
+def _observations(result: RolloutResult | None, shares: Mapping[str, Share]) -> Observations:
     if result is None:  # targets unseen: no rotation may count on them having loaded anything
-        return Observations(verifiers_ready=False, signers_ready=False)
+        return Observations(verifiers_ready=False, signers_ready=False, propagation=shares)
     return Observations(
         verifiers_ready=result.verifiers_ready,
         signers_ready=result.signers_ready,
@@ -191,6 +256,7 @@ def _observations(result: RolloutResult | None) -> Observations:
         signer_failure=result.signer_failure,
         analysis=result.analysis_verdict,
         analysis_message=result.analysis_message,
+        propagation=shares,
     )
 
 

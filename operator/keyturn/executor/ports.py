@@ -5,13 +5,14 @@ The real adapters satisfy them as they are; the unit tests pass in-memory fakes,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 from keyturn.adapters.secrets import SecretWrite
 from keyturn.domain.inputs import ConfigMapSnapshot, SecretSnapshot
 from keyturn.domain.model import Ring
+from keyturn.domain.propagation import Share
 from keyturn.domain.spec import Spec
 from keyturn.rollout import RolloutResult
 
@@ -54,9 +55,24 @@ class EventPort(Protocol):
 
 class RolloutPort(Protocol):
     async def observe(
-        self, obj: Mapping[str, Any], spec: Spec, ring: Ring, now: datetime
+        self,
+        obj: Mapping[str, Any],
+        spec: Spec,
+        ring: Ring,
+        now: datetime,
+        shares: Mapping[str, Share] | None = None,
     ) -> RolloutResult: ...
 
     async def advance(
         self, obj: Mapping[str, Any], spec: Spec, ring: Ring, now: datetime, prior: RolloutResult
     ) -> RolloutResult: ...
+
+
+class PropagationPort(Protocol):
+    """The propagation gate's questions: the share of consumers that accept each kid."""
+
+    async def ask(
+        self, spec: Spec, kids: Sequence[str], now: datetime, *, within: float = ...
+    ) -> dict[str, Share]: ...
+
+    def forget(self, namespace: str, name: str) -> None: ...

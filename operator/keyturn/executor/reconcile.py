@@ -27,7 +27,7 @@ from keyturn.adapters.configmaps import ConfigMaps
 from keyturn.adapters.events import Events
 from keyturn.adapters.keysets import Keysets
 from keyturn.adapters.secrets import Secrets
-from keyturn.domain import policies
+from keyturn.domain import policies, propagation
 from keyturn.domain import status as status_view
 from keyturn.domain.inputs import ConfigMapSnapshot, Inputs, SecretSnapshot
 from keyturn.domain.model import AckResult, EmergencyAck, Ring
@@ -38,10 +38,19 @@ from keyturn.domain.schedule import earliest
 from keyturn.domain.spec import Spec
 from keyturn.executor.apply import Writer, fresh_keys
 from keyturn.executor.gather import Gathered, Gatherer
-from keyturn.executor.ports import Clock, ConfigMapPort, EventPort, KeysetPort, RolloutPort, SecretPort
+from keyturn.executor.ports import (
+    Clock,
+    ConfigMapPort,
+    EventPort,
+    KeysetPort,
+    PropagationPort,
+    RolloutPort,
+    SecretPort,
+)
 from keyturn.executor.report import Reporter
 from keyturn.keys.secret_data import MissingMaterial
 from keyturn.keys.self_test import KeySelfTestError
+from keyturn.propagation import PropagationGate
 from keyturn.rollout import RolloutResult, Rollouts
 
 log = logging.getLogger("keyturn")
@@ -75,12 +84,14 @@ class Executor:
         configmaps: ConfigMapPort,
         events: EventPort,
         rollouts: RolloutPort,
+        propagation: PropagationPort | None = None,
         clock: Clock = utcnow,
         jitter: Callable[[], float] = spread,
     ) -> None:
         self.clock = clock
         self.jitter = jitter
-        self.gatherer = Gatherer(keysets, secrets, configmaps, rollouts)
+        self.propagation = propagation if propagation is not None else PropagationGate()
+        self.gatherer = Gatherer(keysets, secrets, configmaps, rollouts, self.propagation)
         self.writer = Writer(secrets, configmaps)
         self.reporter = Reporter(keysets, events)
         self.rollouts = rollouts
@@ -115,6 +126,7 @@ class Executor:
         gathered = await self.gatherer.gather(namespace, name, now)
         if gathered is None:
             metrics.forget(namespace, name)
+            self.propagation.forget(namespace, name)
             return Outcome()
         inputs = gathered.inputs
         verdict = policies.evaluate(inputs)
@@ -170,15 +182,19 @@ class Executor:
             await self.writer.write_jwks(gathered.obj, spec, the_plan.ring, jwks)
         await self._notices(gathered, inputs, the_plan, secret)
         metrics.record_plan(namespace, name, ring, the_plan, spec)
+        shares = inputs.observations.propagation
+        metrics.record_propagation(namespace, name, shares)
         rollout, degraded = await self._advance(gathered, spec, the_plan.ring, now)
 
         # ------------------------------------------------------------------------------ report
         if violations:
             self.reporter.stalled(gathered.obj, violations)
+        gate = inputs.spec.propagation if inputs.spec else None
         view = status_view.Observed(
             rollout=rollout.view if rollout else status_view.RolloutView(),
             analysis=rollout.analysis if rollout else None,
-            degraded=(*verdict.degraded, *degraded),
+            degraded=(*verdict.degraded, *degraded, *the_plan.degraded),
+            propagation=propagation.view(gate, the_plan.ring, shares),
         )
         await self.reporter.status(gathered.obj, the_plan.ring, the_plan, violations, view, now)
         soon = now if the_plan.requeue else None
@@ -187,6 +203,7 @@ class Executor:
                 soon,
                 the_plan.wake_at,
                 rollout.wake_at if rollout else None,
+                propagation.next_question(gate, shares, now) if mode is PlanMode.FULL else None,
                 _recheck(violations, now),
                 self._idle(now),
             )

@@ -117,6 +117,40 @@ def test_status_view_explains_a_stall_and_a_pending_emergency() -> None:
     assert re.search(r"^Emergency:\s+inc-42: pending", text, re.MULTILINE)
 
 
+HELD = ts(-timedelta(minutes=12))
+
+
+@pytest.mark.parametrize(
+    ("gate", "line"),
+    [
+        (
+            {"kid": "k3", "share": "0.6667", "threshold": "1", "result": "Below"},
+            "k3: 66.6% of consumers accept it, 100% needed",
+        ),
+        (
+            {"kid": "k3", "share": "0.5", "threshold": "0.9", "heldSince": HELD},
+            "k3: 50% of consumers accept it, 90% needed; activation held 12m",
+        ),
+        (
+            {"kid": "k3", "threshold": "1", "result": "NoData", "message": "prometheus unreachable"},
+            "k3: share of consumers that accept it unknown (prometheus unreachable), 100% needed",
+        ),
+        (
+            {"kid": "k3", "share": "1e400", "threshold": "-3"},
+            "k3: share of consumers that accept it unknown (no data)",
+        ),
+    ],
+    ids=["below", "held", "no-data", "nonsense-in-status"],
+)
+def test_status_view_shows_the_share_of_the_next_key(gate: dict[str, str], line: str) -> None:
+    text = output.render_keyset(keyset(status={**STATUS, "propagation": gate}), NOW)
+    assert re.search(rf"^Propagation:\s+{re.escape(line)}$", text, re.MULTILINE), text
+
+
+def test_status_view_without_the_gate_has_no_propagation_line() -> None:
+    assert "Propagation:" not in output.render_keyset(keyset(status=STATUS), NOW)
+
+
 def test_status_view_of_a_keyset_keyturn_has_not_seen() -> None:
     text = output.render_keyset(keyset(), NOW)
     assert "no status yet" in text and "KID" not in text

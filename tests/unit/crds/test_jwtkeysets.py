@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from contract import ALGORITHMS, DESIGN_SPEC
+from keyturn.domain.spec import DEFAULT_PROPAGATION_QUERY
 
 ROOT = Path(__file__).resolve().parents[3]
 CRD_PATH = ROOT / "crds" / "keyturn.dev_jwtkeysets.yaml"
@@ -64,6 +65,14 @@ DESIGN_STATUS: dict[str, Any] = {
         "phase": "Successful",
         "successRate": "1",
         "measurements": [{"at": _T, "value": "1", "result": "ok"}],
+    },
+    "propagation": {
+        "kid": "k3",
+        "share": "0.5",
+        "threshold": "1",
+        "result": "Below",
+        "message": "50% of consumers accept k3",
+        "heldSince": _T,
     },
     "history": [
         {"at": _T, "operation": "Activate", "kids": ["k2"], "trigger": "Schedule", "reason": "", "result": ""}
@@ -117,6 +126,8 @@ DURATIONS = [
     "spec.rollout.pauseBetween",
     "spec.analysis.initialDelay",
     "spec.analysis.interval",
+    "spec.propagation.interval",
+    "spec.propagation.timeout",
 ]
 DURATION_MESSAGE = "must be a duration like 90d, 36h, 1d12h, 15m or 30s, with at most 6 digits per unit"
 
@@ -145,6 +156,12 @@ OPERATOR_DEFAULTS = {
     "spec.analysis.onNoData": "Default Inconclusive",
     "spec.analysis.onFailure": "Default Rollback",
     "spec.suspend": "Default false",
+    "spec.propagation.prometheus": "Default spec.analysis.prometheus",
+    "spec.propagation.prometheus.address": "Default spec.analysis.prometheus.address",
+    "spec.propagation.query": "Default " + DEFAULT_PROPAGATION_QUERY,
+    "spec.propagation.threshold": 'Default "1"',
+    "spec.propagation.interval": "Default 15s",
+    "spec.propagation.timeout": "Default 1h",
 }
 
 # The human messages the contract promises (the integration tests check the apiserver sends them).
@@ -367,6 +384,7 @@ def test_timestamps_are_date_times() -> None:
             )
         ),
         "status.analysis.measurements[].at",
+        "status.propagation.heldSince",
         "status.history[].at",
         "status.emergency.handledAt",
     ]:
@@ -446,7 +464,14 @@ def test_duration_field(path: str) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["spec.rotation.interval", "spec.rollout.timeout", "spec.analysis.interval", "spec.tokens.maxLifetime"],
+    [
+        "spec.rotation.interval",
+        "spec.rollout.timeout",
+        "spec.analysis.interval",
+        "spec.tokens.maxLifetime",
+        "spec.propagation.interval",
+        "spec.propagation.timeout",
+    ],
 )
 def test_positive_durations(path: str) -> None:
     positive = [r for r in rules(node(path)) if "greater than zero" in r["message"]]
@@ -501,6 +526,14 @@ PATTERN_SAMPLES: dict[str, tuple[list[str], list[str]]] = {
             "http://prometheus:9090#fragment",
             "http://prometheus:9090/api/v1#x",
         ],
+    ),
+    "spec.propagation.threshold": (
+        ["0", "1", "0.9", "0.995", "1.0"],
+        ["", "1.5", "100%", ".9", "-0.1", "2", "1.01"],
+    ),
+    "spec.propagation.prometheus.address": (
+        ["http://prometheus.monitoring:9090", "https://thanos.example.com/api/prom"],
+        ["prometheus:9090", "http://user:password@prometheus:9090", "http://prometheus:9090/?query=up"],
     ),
     "status.emergency.requestId": (["inc-2026-042", "INC:42", "a.b_c"], ["", "inc 42", "a" * 129, "inc/42"]),
 }

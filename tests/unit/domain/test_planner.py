@@ -29,6 +29,7 @@ from keyturn.domain.model import (
     Trigger,
 )
 from keyturn.domain.planner import Emergency, Move, Observations, Plan, Requests, plan
+from keyturn.domain.propagation import Share, percent
 from keyturn.domain.reasons import Reason
 from keyturn.domain.spec import Revocation, Spec
 from planning import T0, initialized, spec, step
@@ -847,12 +848,202 @@ def test_template_kids_use_the_serial() -> None:
     assert sorted(k.serial for k in ring.keys) == [1, 2, 3]
 
 
+# ---------------------------------------------------------------------- the propagation gate
+# A due activation waits until the share of consumers that accept the next kid reaches the
+# threshold (spec.propagation); the executor hands the share in as Observations.propagation.
+
+GATE = {"propagation": {"prometheus": {"address": "http://prometheus:9090"}, "timeout": "1h"}}
+GATED = spec(**GATE)
+DUE = T0 + DAY  # when the first scheduled rotation of `initialized` is due
+INTERVAL = timedelta(seconds=15)
+
+
+def answered(kid: str, value: float | None, at: datetime) -> Observations:
+    return Observations(propagation={kid: Share(at, value, "" if value is not None else "no data")})
+
+
+def gated(**overrides: Any) -> tuple[Spec, Ring, str]:
+    the_spec, ring = initialized(spec(**{**GATE, **overrides}))
+    assert ring.next is not None
+    return the_spec, ring, ring.next.kid
+
+
+@pytest.mark.parametrize(
+    ("share", "activates"),
+    [
+        pytest.param(1.0, True, id="every consumer accepts the next key: it signs"),
+        pytest.param(0.999, False, id="one consumer short of the threshold: it waits"),
+        pytest.param(0.0, False, id="no consumer accepts it: it waits"),
+        pytest.param(None, False, id="no data: it waits"),
+    ],
+)
+def test_a_scheduled_activation_waits_for_the_share(share: float | None, activates: bool) -> None:
+    the_spec, ring, nxt = gated()
+    result = step(the_spec, ring, DUE, observed=answered(nxt, share, DUE))
+    assert (result.ring.current is not None and result.ring.current.kid == nxt) is activates
+    if activates:
+        assert result.waiting is None
+        return
+    assert result.waiting is Reason.AWAITING_PROPAGATION
+    assert result.ring.next is not None and result.ring.next.kid == nxt
+    assert result.ring.next.propagation_held_at == DUE
+    assert result.wake_at == DUE + INTERVAL  # asked again one interval later, not before
+    assert result.next_rotation_at == DUE
+    expected = "no data" if share is None else f"{percent(share)} of consumers accept {nxt}"
+    assert expected in result.waiting_message
+    assert not [n for n in result.notices if n.reason is Reason.ROTATED]
+
+
+def test_a_kid_not_asked_about_is_held_like_no_data() -> None:
+    the_spec, ring, nxt = gated()
+    result = step(the_spec, ring, DUE, observed=Observations())
+    assert result.waiting is Reason.AWAITING_PROPAGATION
+    assert f"accept {nxt} is unknown (not measured)" in result.waiting_message
+
+
+def test_a_share_of_another_kid_does_not_count() -> None:
+    the_spec, ring, _ = gated()
+    assert ring.current is not None
+    result = step(the_spec, ring, DUE, observed=answered(ring.current.kid, 1.0, DUE))
+    assert result.waiting is Reason.AWAITING_PROPAGATION
+
+
+def test_the_held_key_activates_once_the_share_reaches_the_threshold() -> None:
+    the_spec, ring, nxt = gated()
+    held = step(the_spec, ring, DUE, observed=answered(nxt, 0.5, DUE))
+    later = DUE + INTERVAL
+    result = step(the_spec, held.ring, later, observed=answered(nxt, 1.0, later))
+    assert result.ring.current is not None and result.ring.current.kid == nxt
+    assert result.ring.current.activated_at == later
+    assert [h.trigger for h in result.ring.history if h.operation is Operation.ROTATE] == [Trigger.SCHEDULED]
+
+
+def test_a_lower_threshold_lets_a_share_below_one_pass() -> None:
+    the_spec, ring, nxt = gated(propagation={**GATE["propagation"], "threshold": "0.6"})
+    result = step(the_spec, ring, DUE, observed=answered(nxt, 2 / 3, DUE))
+    assert result.ring.current is not None and result.ring.current.kid == nxt
+
+
+def test_waiting_with_the_same_answer_writes_nothing_new() -> None:
+    the_spec, ring, nxt = gated()
+    held = step(the_spec, ring, DUE, observed=answered(nxt, 0.5, DUE))
+    again = step(the_spec, held.ring, DUE + 5 * INTERVAL, observed=answered(nxt, 0.5, DUE + 5 * INTERVAL))
+    assert record.dumps(again.ring) == record.dumps(held.ring)
+    assert again.waiting_message == held.waiting_message
+    assert again.notices == ()
+
+
+def test_verifiers_still_rolling_come_first() -> None:
+    the_spec, ring, nxt = gated()
+    observed = dataclasses.replace(answered(nxt, 1.0, DUE), verifiers_ready=False)
+    result = step(the_spec, ring, DUE, observed=observed)
+    assert result.waiting is Reason.AWAITING_VERIFIERS
+    assert result.ring.next is not None and result.ring.next.propagation_held_at is None
+
+
+def test_a_manual_rotation_waits_too_and_stays_pending() -> None:
+    the_spec, ring, nxt = gated()
+    now = T0 + 2 * HOUR
+    held = step(the_spec, ring, now, Requests(rotate="go"), answered(nxt, 0.5, now))
+    assert held.waiting is Reason.AWAITING_PROPAGATION
+    assert held.ring.handled.rotate is None  # still to do
+    later = now + INTERVAL
+    done = step(the_spec, held.ring, later, Requests(rotate="go"), answered(nxt, 1.0, later))
+    assert done.ring.current is not None and done.ring.current.kid == nxt
+    assert done.ring.handled.rotate == "go"
+    assert [h.trigger for h in done.ring.history if h.operation is Operation.ROTATE] == [Trigger.MANUAL]
+
+
+def test_past_the_timeout_a_warning_once_and_the_key_keeps_waiting() -> None:
+    the_spec, ring, nxt = gated()
+    held = step(the_spec, ring, DUE, observed=answered(nxt, 0.5, DUE))
+    before = DUE + HOUR - timedelta(seconds=1)
+    quiet = step(the_spec, held.ring, before, observed=answered(nxt, 0.5, before))
+    assert quiet.notices == () and quiet.degraded == ()
+    assert quiet.wake_at == DUE + HOUR  # the deadline is a wake-up of its own
+    at = DUE + HOUR
+    timed_out = step(the_spec, quiet.ring, at, observed=answered(nxt, 0.5, at))
+    assert [(n.reason, n.warning) for n in timed_out.notices] == [(Reason.PROPAGATION_TIMEOUT, True)]
+    assert "50% of consumers accept" in timed_out.notices[0].message
+    assert [v.reason for v in timed_out.degraded] == [Reason.PROPAGATION_TIMEOUT]
+    assert timed_out.ring.current is not None and timed_out.ring.current.kid != nxt
+    assert timed_out.ring.next is not None and timed_out.ring.next.propagation_warned_at == at
+    later = at + 3 * HOUR
+    still = step(the_spec, timed_out.ring, later, observed=answered(nxt, 0.5, later))
+    assert still.notices == ()  # once
+    assert [v.reason for v in still.degraded] == [Reason.PROPAGATION_TIMEOUT]  # Degraded while it lasts
+    assert still.waiting is Reason.AWAITING_PROPAGATION
+    assert record.dumps(still.ring) == record.dumps(timed_out.ring)
+
+
+def test_the_timeout_counts_from_the_first_hold_across_a_restart() -> None:
+    the_spec, ring, nxt = gated()
+    held = step(the_spec, ring, DUE, observed=answered(nxt, 0.5, DUE))
+    restarted = record.loads(record.dumps(held.ring))
+    at = DUE + HOUR
+    result = step(the_spec, restarted, at, observed=answered(nxt, 0.5, at))
+    assert [n.reason for n in result.notices] == [Reason.PROPAGATION_TIMEOUT]
+
+
+@pytest.mark.parametrize(
+    ("share", "says"),
+    [
+        pytest.param(Share(DUE, 0.5), "50% of consumers already accepted {kid}", id="measured"),
+        pytest.param(
+            Share(DUE, None, "prometheus unreachable"), "unknown (prometheus unreachable)", id="no-data"
+        ),
+        pytest.param(None, "unknown (not measured)", id="not-asked"),
+    ],
+)
+def test_an_emergency_never_waits_and_its_answer_says_the_share(share: Share | None, says: str) -> None:
+    the_spec, ring, nxt = gated()
+    held = step(the_spec, ring, DUE, observed=answered(nxt, 0.5, DUE))
+    observed = Observations(propagation={nxt: share} if share is not None else {})
+    result = step(the_spec, held.ring, DUE + INTERVAL, Requests(emergency=Emergency("inc-1")), observed)
+    assert result.ring.current is not None and result.ring.current.kid == nxt
+    (ack,) = result.ring.handled.emergencies
+    assert ack.new_kid == nxt
+    assert says.format(kid=nxt) in ack.message
+
+
+def test_an_emergency_revoking_every_key_says_the_fresh_key_is_new_to_consumers() -> None:
+    the_spec, ring, nxt = gated()
+    result = step(the_spec, ring, DUE, Requests(emergency=Emergency("inc-1", revoke_all=True)))
+    (ack,) = result.ring.handled.emergencies
+    assert ack.new_kid is not None and ack.new_kid != nxt
+    assert f"{ack.new_kid} is a fresh key: no consumer had it before" in ack.message
+
+
+def test_without_a_gate_the_answer_says_nothing_of_shares() -> None:
+    the_spec, ring = initialized()
+    result = step(the_spec, ring, DUE, Requests(emergency=Emergency("inc-1")))
+    (ack,) = result.ring.handled.emergencies
+    assert "consumers" not in ack.message
+
+
+def test_an_hmac_keyset_is_gated_the_same_way() -> None:
+    the_spec, ring, nxt = gated(algorithm="HS256")
+    assert the_spec.symmetric
+    held = step(the_spec, ring, DUE, observed=answered(nxt, 0.5, DUE))
+    assert held.waiting is Reason.AWAITING_PROPAGATION
+    done = step(the_spec, held.ring, DUE + INTERVAL, observed=answered(nxt, 1.0, DUE + INTERVAL))
+    assert done.ring.current is not None and done.ring.current.kid == nxt
+
+
+def test_a_share_reached_before_the_activation_is_due_changes_nothing() -> None:
+    the_spec, ring, nxt = gated()
+    result = plan(the_spec, ring, T0 + HOUR, observed=answered(nxt, 1.0, T0 + HOUR))
+    assert record.dumps(result.ring) == record.dumps(ring)
+    assert result.waiting is None
+
+
 # ---------------------------------------------------------------------- random histories
 # Steps: time passing, manual rotations, rollbacks, emergencies (one kid, the current key, all
 # keys), declarative revocations, analysis verdicts, signer failures, restarts (the ring reloaded
 # from its JSON, as from the Secret) and crashes (a plan computed and then lost before its write).
 
 HISTORY_START = datetime(2026, 1, 1, tzinfo=UTC)
+ALL_READY = Observations()
 
 
 @dataclass(frozen=True)
@@ -873,6 +1064,7 @@ actions = st.one_of(
     st.builds(Action, st.just("signers_rolling")),
     st.builds(Action, st.just("restart")),
     st.builds(Action, st.just("crash")),
+    st.builds(Action, st.just("share"), st.sampled_from([0.0, 0.5, 1.0, None])),
 )
 
 specs = st.sampled_from(
@@ -900,6 +1092,12 @@ specs = st.sampled_from(
             rollout={"onFailure": "Pause"},
         ),
         spec(algorithm="HS256", suspend=True),
+        spec(propagation={"prometheus": {"address": "http://p:9090"}, "interval": "1m", "timeout": "2h"}),
+        spec(
+            algorithm="HS256",
+            rotation={"interval": "6h", "publishAhead": "2h", "gracePeriod": "12h", "retention": "1d"},
+            propagation={"prometheus": {"address": "http://p:9090"}, "threshold": "0.5"},
+        ),
     ]
 )
 
@@ -922,7 +1120,9 @@ def check_transitions(before: Ring, after: Ring, moves: list[Move]) -> None:
     assert {kid: state for kid, state in states.items() if state is not None} == observed
 
 
-def check_invariants(the_spec: Spec, before: Ring, after: Ring, now: datetime) -> None:
+def check_invariants(
+    the_spec: Spec, before: Ring, after: Ring, now: datetime, observed: Observations = ALL_READY
+) -> None:
     # 1. exactly one current key, and (asymmetric) its public key is in the JWKS
     current = [k for k in after.keys if k.state is KeyState.CURRENT]
     assert len(current) == 1
@@ -941,6 +1141,11 @@ def check_invariants(the_spec: Spec, before: Ring, after: Ring, now: datetime) -
             key = after.find(entry.kids[0])
             assert key is not None and key.published_at is not None
             assert key.published_at + the_spec.rotation.publish_ahead <= entry.at
+            # with the propagation gate, only once the share of the kid reached the threshold
+            gate = the_spec.propagation
+            if gate is not None:
+                share = observed.propagation.get(key.kid)
+                assert share is not None and share.value is not None and share.value >= gate.threshold
     # 3. a key leaves the JWKS only when revoked or when its grace is over
     for kid in jwks_kids(before) - jwks_kids(after):
         key = after.find(kid)
@@ -1024,6 +1229,8 @@ def test_invariants_hold_through_random_histories(
             observed = Observations(verifiers_ready=False)
         elif action.kind == "restart":
             ring = record.loads(record.dumps(ring))
+        elif action.kind == "share":
+            observed = Observations(propagation={k.kid: Share(now, action.value) for k in ring.keys})
         if revoked:
             spec_now = dataclasses.replace(
                 the_spec, revoked=tuple(Revocation(kid, "key_compromise") for kid in revoked)
@@ -1037,7 +1244,7 @@ def test_invariants_hold_through_random_histories(
         if action.kind == "crash":
             continue  # computed, never written: the next pass starts from the old Secret
         check_transitions(ring, result.ring, [m for p in passes for m in p.moves])
-        check_invariants(spec_now, ring, result.ring, now)
+        check_invariants(spec_now, ring, result.ring, now, observed)
         # 7. with nothing due, planning again at the same instant writes nothing
         if requests.emergency is None and observed == Observations():
             settled = plan(spec_now, result.ring, now, requests, Observations())

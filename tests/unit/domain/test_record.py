@@ -15,6 +15,7 @@ from hostile import json_values, one_field_hostile, replaced
 from keyturn.domain import record
 from keyturn.domain.model import AnalysisResult, Ring
 from keyturn.domain.planner import Emergency, Observations, Requests
+from keyturn.domain.propagation import Share
 from keyturn.domain.record import RecordError
 from planning import spec, step
 
@@ -25,6 +26,7 @@ RECORD_NAMES = [
     *("algorithm", "createdAt", "publishedAt", "activatedAt", "demotedAt", "removeFromJwksAt"),
     *("purgeAt", "revokedAt", "reason", "activation", "activatedBy", "signersReadyAt"),
     *("analysisResult", "fingerprint", "publicJwk", "at", "operation", "kids", "trigger"),
+    *("propagationHeldAt", "propagationWarnedAt"),
 ]
 
 # A record as Keyturn 0.1.0 (commit 5982402) wrote it: a rotation, an analysis, an emergency.
@@ -192,6 +194,8 @@ def test_damaged_records_are_named(text: str, expected: str) -> None:
         (("keys", 0, "publicJwk"), "jwk", "keys[0].publicJwk: must be an object, not a string"),
         (("keys", 0, "publicJwk", "n"), 7, "keys[0].publicJwk.n: must be a string, not a number"),
         (("keys", 1, "activation"), "explode", "keys[1].activation: 'explode' is not one of generate"),
+        (("keys", 0, "propagationHeldAt"), "soon", "keys[0].propagationHeldAt: 'soon' is not an RFC 3339"),
+        (("keys", 0, "propagationWarnedAt"), 0, "keys[0].propagationWarnedAt: a time must be a string"),
         (("history", 0, "kids"), "k1", "history[0].kids: must be a list, not a string"),
         (("history", 0, "trigger"), "whim", "history[0].trigger: 'whim' is not one of initial"),
         (("handled", "emergencies", 0, "handledAt"), None, "handled.emergencies[0].handledAt: is missing"),
@@ -223,6 +227,8 @@ def test_timestamps_in_range(text: str, expected: datetime) -> None:
     assert record.parse_timestamp(text) == expected
 
 
+HALF = Share(datetime(2026, 1, 1, tzinfo=UTC), 0.5)
+ALL = Share(datetime(2026, 1, 1, tzinfo=UTC), 1.0)
 actions = st.lists(
     st.sampled_from(
         [
@@ -231,6 +237,8 @@ actions = st.lists(
             ("rollback", Requests(rollback="b"), Observations()),
             ("emergency", Requests(emergency=Emergency("e")), Observations()),
             ("verdict", Requests(), Observations(analysis=AnalysisResult.FAILED)),
+            ("held", Requests(), Observations(propagation={f"k{i}": HALF for i in range(1, 20)})),
+            ("passed", Requests(), Observations(propagation={f"k{i}": ALL for i in range(1, 20)})),
         ]
     ),
     max_size=8,
@@ -242,7 +250,10 @@ actions = st.lists(
 def test_records_the_planner_writes_read_back_as_the_same_ring(
     steps: list[tuple[str, Requests, Observations]], seconds: int
 ) -> None:
-    the_spec = spec(analysis={"prometheus": {"address": "http://p:9090", "query": "up"}})
+    the_spec = spec(
+        analysis={"prometheus": {"address": "http://p:9090", "query": "up"}},
+        propagation={"timeout": "1d"},
+    )
     ring, now = Ring(), datetime(2026, 1, 1, tzinfo=UTC)
     for i, (name, drawn, observed) in enumerate(steps):
         requests = {
@@ -255,3 +266,21 @@ def test_records_the_planner_writes_read_back_as_the_same_ring(
         assert record.loads(text) == ring
         assert record.dumps(record.loads(text)) == text
         now += timedelta(seconds=seconds)
+
+
+def test_the_propagation_gate_s_times_are_kept_with_the_next_key() -> None:
+    """When the gate first held a key and when it warned: the timeout and the single Warning
+    survive a restart because they are in the Secret."""
+    the_spec = spec(propagation={"prometheus": {"address": "http://p:9090"}, "timeout": "1h"})
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    ring = step(the_spec, Ring(), start).ring
+    assert ring.next is not None
+    held = Observations(propagation={ring.next.kid: Share(start, 0.5)})
+    for hours in (24, 25):
+        ring = step(the_spec, ring, start + timedelta(hours=hours), observed=held).ring
+    text = record.dumps(ring)
+    assert '"propagationHeldAt":"2026-01-02T00:00:00Z"' in text
+    assert '"propagationWarnedAt":"2026-01-02T01:00:00Z"' in text
+    loaded = record.loads(text)
+    assert loaded.next is not None and loaded.next.propagation_held_at == start + timedelta(hours=24)
+    assert loaded.next.propagation_warned_at == start + timedelta(hours=25)

@@ -23,12 +23,14 @@ from keyturn.domain.cron import cron_problem
 from keyturn.domain.durations import MAX_DURATION
 from keyturn.domain.model import AnalysisResult, Ring
 from keyturn.domain.planner import Emergency, Observations, Requests
+from keyturn.domain.propagation import Share
 from keyturn.domain.spec import (
     DeletionPolicy,
     ItemFormat,
     KidStrategy,
     OnFailure,
     OnNoData,
+    PropagationSpec,
     Slot,
     Spec,
     SpecError,
@@ -46,6 +48,10 @@ def analysis(**fields: Any) -> dict[str, Any]:
 
 def address(value: str) -> dict[str, Any]:
     return {"analysis": {"prometheus": {"address": value, "query": "up"}}}
+
+
+def propagation(**fields: Any) -> dict[str, Any]:
+    return {"propagation": {"prometheus": {"address": "http://gate:9090"}, **fields}}
 
 
 INVALID = [
@@ -155,6 +161,30 @@ INVALID = [
         "spec.analysis: initialDelay + interval × count is 73050d1m, longer than 100 years (36525d)",
     ),
     (analysis(initialDelay="36525d"), "spec.analysis: initialDelay + interval × count is 36525d5m, longer"),
+    # The propagation gate: an address of its own or the analysis's, a query that names the kid in a
+    # string, a share for a threshold, bounded positive durations.
+    ({"propagation": {}}, "spec.propagation.prometheus.address: is required when spec.analysis"),
+    ({"propagation": []}, "spec.propagation: must be an object, not a list"),
+    (propagation(prometheus="http://p"), "spec.propagation.prometheus: must be an object, not a string"),
+    (propagation(prometheus={"address": "ftp://p"}), "spec.propagation.prometheus.address: must be an http"),
+    (
+        propagation(prometheus={"address": "http://u:hunter2@p"}),
+        "spec.propagation.prometheus.address: must not contain user info",
+    ),
+    (propagation(query=" "), "spec.propagation.query: must not be empty"),
+    (propagation(query=7), "spec.propagation.query: must be a string, not a number"),
+    (propagation(query="count(up)"), "spec.propagation.query: does not name the kid"),
+    (propagation(query="count(x{kid=$kid})"), "spec.propagation.query: $kid stands in no string"),
+    (propagation(query="count(x{kid=`$kid`})"), "spec.propagation.query: $kid stands in a `…` raw string"),
+    (propagation(query='x{kid="$kid"}' + " " * 4096), "spec.propagation.query: longer than 4096 characters"),
+    (propagation(threshold="1.5"), "spec.propagation.threshold: must be between 0 and 1"),
+    (propagation(threshold="NaN"), "spec.propagation.threshold: must be between 0 and 1"),
+    (propagation(threshold="all"), "spec.propagation.threshold: 'all' is not a number"),
+    (propagation(threshold=True), "spec.propagation.threshold: must be a decimal number written as a string"),
+    (propagation(interval="0s"), "spec.propagation.interval: must be longer than 0s"),
+    (propagation(interval="999999d"), "spec.propagation.interval: 999999d is longer than 100 years"),
+    (propagation(timeout="0s"), "spec.propagation.timeout: must be longer than 0s"),
+    (propagation(timeout="1 h"), "spec.propagation.timeout: '1 h' is not a duration"),
 ]
 
 
@@ -273,6 +303,33 @@ def test_an_empty_schedule_means_not_set() -> None:
     assert (spec.rotation.schedule, spec.rotation.interval) == (None, timedelta(days=1))
 
 
+def test_the_propagation_gate_and_its_defaults() -> None:
+    assert parse_spec("keys", "ns", {}).propagation is None
+    gate = parse_spec("keys", "ns", propagation()).propagation
+    assert gate == PropagationSpec(
+        address="http://gate:9090",
+        query='count(jwt_keys_loaded{kid="$kid"}) / count(count by (instance) (jwt_keys_loaded))',
+        threshold=1.0,
+        interval=timedelta(seconds=15),
+        timeout=timedelta(hours=1),
+    )
+    chosen = parse_spec(
+        "keys",
+        "ns",
+        propagation(query="count(x{kid='$kid'})", threshold="0.9", interval="1m", timeout="2h"),
+    ).propagation
+    assert chosen is not None
+    assert (chosen.query, chosen.threshold) == ("count(x{kid='$kid'})", 0.9)
+    assert (chosen.interval, chosen.timeout) == (timedelta(minutes=1), timedelta(hours=2))
+
+
+def test_the_gate_asks_the_analysis_s_prometheus_unless_it_names_its_own() -> None:
+    spec = parse_spec("keys", "ns", {**address("http://analysis:9090/"), "propagation": {}})
+    assert spec.propagation is not None and spec.propagation.address == "http://analysis:9090"
+    own = parse_spec("keys", "ns", {**address("http://analysis:9090"), **propagation(), "algorithm": "HS256"})
+    assert own.propagation is not None and own.propagation.address == "http://gate:9090"
+
+
 def test_the_address_is_kept_without_its_trailing_slash() -> None:
     spec = parse_spec("keys", "ns", address("https://thanos.example.com/api/prom/"))
     assert spec.analysis is not None
@@ -342,6 +399,7 @@ class Pass:
     jump: timedelta
 
 
+ANSWERED = datetime(2026, 5, 1, tzinfo=UTC)
 passes = st.builds(
     Pass,
     st.sampled_from(
@@ -360,6 +418,11 @@ passes = st.builds(
             Observations(signer_failure="api: rollout timed out", signer_targets=True),
             Observations(verifiers_ready=False),
             *(Observations(analysis=verdict) for verdict in AnalysisResult),
+            # The propagation gate's answers, for every kid a few passes can make.
+            *(
+                Observations(propagation={f"k{i}": Share(ANSWERED, value) for i in range(1, 12)})
+                for value in (0.5, 1.0, None)
+            ),
         ]
     ),
     jumps,

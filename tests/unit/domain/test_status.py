@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
-from keyturn.domain import status
+from keyturn.domain import propagation, status
 from keyturn.domain.model import AckResult, AnalysisResult, EmergencyAck, Ring
 from keyturn.domain.planner import Emergency, Observations, Plan, Requests, plan
+from keyturn.domain.propagation import Share
 from keyturn.domain.reasons import Reason, Violation
 from keyturn.domain.record import timestamp
 from keyturn.domain.status import AnalysisView, Measurement, Observed, Phase, RolloutView
@@ -84,6 +85,30 @@ def awaiting_publish_ahead() -> Pass:
 def awaiting_verifiers() -> Pass:
     the_spec, ring = initialized()
     return settled(step(the_spec, ring, T0 + DAY, observed=Observations(verifiers_ready=False)), T0 + DAY)
+
+
+GATED = spec(propagation={"prometheus": {"address": "http://prom:9090"}})
+# A `reload: none` verifier waits for the same share as the gate.
+WAITING_FOR_ITS_PROCESSES = RolloutView(
+    revision="r2",
+    targets=(TargetView("web", Role.VERIFIER, TargetState.PENDING, "waiting for its processes"),),
+    in_progress=True,
+)
+
+
+def awaiting_propagation() -> Pass:
+    _, ring = initialized(GATED)
+    assert ring.next is not None
+    shares = {ring.next.kid: Share(T0 + DAY, 2 / 3)}
+    the_plan = step(GATED, ring, T0 + DAY, observed=Observations(propagation=shares))
+    return settled(
+        the_plan,
+        T0 + DAY,
+        observed=Observed(
+            rollout=WAITING_FOR_ITS_PROCESSES,
+            propagation=propagation.view(GATED.propagation, the_plan.ring, shares),
+        ),
+    )
 
 
 ROLLING = RolloutView(
@@ -223,6 +248,19 @@ SITUATIONS = [
             ),
         ),
         id="a due activation waiting for the verifiers is Publishing",
+    ),
+    pytest.param(
+        awaiting_propagation,
+        Shows(
+            Phase.PUBLISHING,
+            (
+                "Reconciling",
+                "AwaitingPropagation",
+                "66.6% of consumers accept k2; it signs once 100% do (spec.propagation; asked again "
+                "every 15s)",
+            ),
+        ),
+        id="a due activation waiting for consumers to accept the key is Publishing, with the share",
     ),
     pytest.param(
         rolling_out,
@@ -603,3 +641,29 @@ def test_the_answer_to_an_emergency(
 ) -> None:
     built = build(situation(), {"emergency": asked} if asked is not None else {})
     assert built.get("emergency") == shown
+
+
+def test_status_propagation_shows_the_share_of_the_next_key_while_it_is_asked() -> None:
+    waiting = awaiting_propagation()
+    shown = build(waiting)["propagation"]
+    assert shown == {
+        "kid": "k2",
+        "share": "0.6667",
+        "threshold": "1",
+        "result": "Below",
+        "message": "66.6% of consumers accept k2",
+        "heldSince": timestamp(T0 + DAY),
+    }
+    without_data = Observed(
+        propagation=propagation.view(
+            GATED.propagation, waiting.ring, {"k2": Share(T0 + DAY, None, "prometheus unreachable")}
+        )
+    )
+    shown = build(Pass(waiting.ring, waiting.plan, waiting.now, observed=without_data))["propagation"]
+    assert "share" not in shown
+    assert (shown["result"], shown["message"]) == (
+        "NoData",
+        "the share of consumers that accept k2 is unknown (prometheus unreachable)",
+    )
+    # Not asked about (not due, or activated): cleared by the merge patch.
+    assert build(ready())["propagation"] is None

@@ -8,7 +8,7 @@ the same passes against the real kube-apiserver.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,6 +17,7 @@ from keyturn.adapters.secrets import SecretWrite
 from keyturn.domain.annotations import KEYSET_LABEL, MANAGED_BY, STATE_ANNOTATION
 from keyturn.domain.inputs import ConfigMapSnapshot, SecretSnapshot
 from keyturn.domain.model import Ring
+from keyturn.domain.propagation import Share
 from keyturn.domain.spec import Spec
 from keyturn.rollout import RolloutResult
 
@@ -154,12 +155,21 @@ class FakeRollouts:
 
     fail: Exception | None = None
     observed: list[Ring] = field(default_factory=list)
+    shares: list[Mapping[str, Share]] = field(default_factory=list)
 
-    async def observe(self, obj: Mapping[str, Any], spec: Spec, ring: Ring, now: datetime) -> RolloutResult:
+    async def observe(
+        self,
+        obj: Mapping[str, Any],
+        spec: Spec,
+        ring: Ring,
+        now: datetime,
+        shares: Mapping[str, Share] | None = None,
+    ) -> RolloutResult:
         self.observed.append(ring)
+        self.shares.append(dict(shares or {}))
         if self.fail is not None:
             raise self.fail
-        return RolloutResult()
+        return RolloutResult(shares=dict(shares or {}))
 
     async def advance(
         self, obj: Mapping[str, Any], spec: Spec, ring: Ring, now: datetime, prior: RolloutResult
@@ -167,3 +177,39 @@ class FakeRollouts:
         if self.fail is not None:
             raise self.fail
         return RolloutResult(degraded=prior.degraded)
+
+
+@dataclass
+class FakePropagation:
+    """A Prometheus that answers `share` for every kid (None: no data), asked at most once per
+    interval like the real gate; `asked` lists every question (kid, time), `fail` makes asking raise."""
+
+    share: float | None = 0.0
+    error: str = "no data"
+    fail: Exception | None = None
+    asked: list[tuple[str, datetime]] = field(default_factory=list)
+    within: list[float] = field(default_factory=list)
+    _answers: dict[str, Share] = field(default_factory=dict)
+
+    async def ask(
+        self, spec: Spec, kids: Sequence[str], now: datetime, *, within: float = 10.0
+    ) -> dict[str, Share]:
+        if self.fail is not None:
+            raise self.fail
+        gate = spec.propagation
+        if gate is None:
+            return {}
+        answers = {}
+        for kid in kids:
+            known = self._answers.get(kid)
+            if known is not None and known.at <= now < known.at + gate.interval:
+                answers[kid] = known
+                continue
+            self.asked.append((kid, now))
+            self.within.append(within)
+            answers[kid] = Share(now, self.share, "" if self.share is not None else self.error)
+        self._answers = dict(answers)
+        return answers
+
+    def forget(self, namespace: str, name: str) -> None:
+        self._answers.clear()

@@ -16,11 +16,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from keyturn.domain.inputs import ConfigMapSnapshot
 from keyturn.domain.layout import material_item
+from keyturn.domain.propagation import Share
 from keyturn.executor import Executor, Outcome
-from unit.executor.fakes import Clock, FakeConfigMaps, FakeEvents, FakeKeysets, FakeRollouts, FakeSecrets
+from keyturn.propagation import EMERGENCY_TIMEOUT
+from unit.executor.fakes import (
+    Clock,
+    FakeConfigMaps,
+    FakeEvents,
+    FakeKeysets,
+    FakePropagation,
+    FakeRollouts,
+    FakeSecrets,
+)
 
 NS, NAME = "ns", "keys"
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -38,6 +49,7 @@ class World:
     configmaps: FakeConfigMaps = field(default_factory=FakeConfigMaps)
     events: FakeEvents = field(default_factory=FakeEvents)
     rollouts: FakeRollouts = field(default_factory=FakeRollouts)
+    propagation: FakePropagation = field(default_factory=FakePropagation)
 
     def __post_init__(self) -> None:
         self.executor = Executor(
@@ -46,6 +58,7 @@ class World:
             configmaps=self.configmaps,
             events=self.events,
             rollouts=self.rollouts,
+            propagation=self.propagation,
             clock=self.clock,
         )
 
@@ -314,3 +327,159 @@ def test_a_failing_pass_is_reported_as_degraded_with_its_type_only() -> None:
     world.clock.now += timedelta(seconds=1)
     world.run()  # the next good pass clears it
     assert world.condition("Degraded")["status"] == "False"
+
+
+# ------------------------------------------------------------------------------------ the propagation gate
+GATED = {**SPEC, "propagation": {"prometheus": {"address": "http://prometheus:9090"}, "timeout": "1h"}}
+DUE = T0 + timedelta(days=30)  # the first scheduled rotation of ready_world
+INTERVAL = timedelta(seconds=15)
+
+
+def held_world(share: float | None = 0.5) -> tuple[World, str, str]:
+    world = ready_world(GATED)
+    assert world.propagation.asked == []  # nothing is asked before an activation is due
+    current, nxt = world.status["currentKid"], world.status["nextKid"]
+    world.propagation.share = share
+    world.clock.now = DUE
+    world.run()
+    return world, current, nxt
+
+
+def writes(world: World) -> tuple[int, int, int, int]:
+    return (
+        len(world.secrets.writes),
+        len(world.configmaps.writes),
+        len(world.keysets.status_patches),
+        len(world.events.posted),
+    )
+
+
+def ratio(kid: str) -> float | None:
+    return REGISTRY.get_sample_value(
+        "keyturn_propagation_ratio", {"namespace": NS, "keyset": NAME, "kid": kid}
+    )
+
+
+def test_a_due_rotation_waits_with_the_share_in_its_condition() -> None:
+    world, current, nxt = held_world(2 / 3)
+    assert world.status["currentKid"] == current and world.status["nextKid"] == nxt
+    assert world.propagation.asked == [(nxt, DUE)]
+    reconciling = world.condition("Reconciling")
+    assert (reconciling["status"], reconciling["reason"]) == ("True", "AwaitingPropagation")
+    assert f"66.6% of consumers accept {nxt}" in reconciling["message"]
+    assert world.status["phase"] == "Publishing"
+    assert world.status["propagation"]["share"] == "0.6667"
+    assert world.status["propagation"]["heldSince"] == "2026-07-01T12:00:00Z"
+    assert ratio(nxt) == pytest.approx(2 / 3)
+
+
+def test_while_it_waits_it_asks_once_per_interval_and_writes_nothing_new() -> None:
+    world, _, nxt = held_world()
+    before = writes(world)
+    world.clock.now = DUE + timedelta(seconds=5)  # a watch event wakes it before the interval is over
+    outcome = world.run()
+    assert writes(world) == before
+    assert len(world.propagation.asked) == 1
+    assert outcome.wake_at == DUE + INTERVAL
+    world.clock.now = DUE + INTERVAL
+    world.run()
+    assert world.propagation.asked[-1] == (nxt, DUE + INTERVAL)
+    assert writes(world) == before  # the same share: the same status
+
+
+def test_the_key_signs_in_the_pass_after_consumers_accept_it() -> None:
+    world, current, nxt = held_world()
+    world.propagation.share = 1.0
+    world.clock.now = DUE + INTERVAL
+    world.run()
+    assert world.status["currentKid"] == nxt
+    assert world.states()[current] == "previous"
+    assert world.condition("Reconciling")["reason"] != "AwaitingPropagation"
+    assert "KeyRotated" in world.events.reasons()
+    world.clock.now += timedelta(seconds=1)
+    world.run()
+    assert world.status.get("propagation") is None
+    assert ratio(nxt) is None  # no longer asked about: no series
+
+
+def test_no_data_holds_the_key_and_says_why() -> None:
+    world, current, nxt = held_world(None)
+    assert world.status["currentKid"] == current
+    assert f"accept {nxt} is unknown (no data)" in world.condition("Reconciling")["message"]
+    assert world.status["propagation"]["result"] == "NoData"
+    assert ratio(nxt) is None
+
+
+def test_a_gate_that_fails_to_ask_holds_the_key_and_the_pass_goes_on() -> None:
+    world = ready_world(GATED)
+    current = world.status["currentKid"]
+    world.propagation.fail = RuntimeError("boom")
+    world.clock.now = DUE
+    world.run()
+    assert world.status["currentKid"] == current
+    reconciling = world.condition("Reconciling")
+    assert (
+        reconciling["reason"] == "AwaitingPropagation"
+        and "asking failed (RuntimeError)" in reconciling["message"]
+    )
+
+
+def test_past_the_timeout_one_warning_and_degraded() -> None:
+    world, current, nxt = held_world()
+    world.clock.now = DUE + timedelta(hours=1)
+    world.run()
+    world.clock.now += INTERVAL
+    world.run()
+    assert world.events.reasons().count("PropagationTimeout") == 1
+    assert [warning for reason, _, warning in world.events.posted if reason == "PropagationTimeout"] == [True]
+    degraded = world.condition("Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "PropagationTimeout")
+    assert world.status["currentKid"] == current
+    assert world.condition("Reconciling")["reason"] == "AwaitingPropagation"
+    world.propagation.share = 1.0
+    world.clock.now += INTERVAL
+    world.run()
+    assert world.status["currentKid"] == nxt
+    assert world.condition("Degraded")["status"] == "False"
+
+
+def test_an_emergency_during_the_hold_is_not_delayed_and_says_the_share() -> None:
+    world, current, nxt = held_world(0.5)
+    world.emergency({"requestId": "inc-7", "reason": "key_compromise"})
+    world.clock.now = DUE + timedelta(seconds=2)  # within the interval: the remembered answer
+    world.run()
+    ack = world.status["emergency"]
+    assert (ack["result"], ack["newKid"]) == ("Revoked", nxt)
+    assert f"50% of consumers already accepted {nxt}" in ack["message"]
+    assert world.states()[current] == "revoked"
+
+
+def test_an_emergency_asks_with_a_short_timeout() -> None:
+    world = ready_world(GATED)
+    nxt = world.status["nextKid"]
+    world.propagation.share = 1.0
+    world.emergency({"requestId": "inc-8"})
+    world.clock.now += timedelta(hours=2)  # no activation due: only the emergency asks
+    world.run()
+    assert world.propagation.asked == [(nxt, world.clock.now)]
+    assert world.propagation.within == [EMERGENCY_TIMEOUT]
+    assert f"100% of consumers already accepted {nxt}" in world.status["emergency"]["message"]
+
+
+def test_an_hmac_keyset_is_gated_too() -> None:
+    world = ready_world({**GATED, "algorithm": "HS256"})
+    current, nxt = world.status["currentKid"], world.status["nextKid"]
+    world.propagation.share = 0.5
+    world.clock.now = DUE
+    world.run()
+    assert world.status["currentKid"] == current
+    assert world.condition("Reconciling")["reason"] == "AwaitingPropagation"
+    world.propagation.share = 1.0
+    world.clock.now += INTERVAL
+    world.run()
+    assert world.status["currentKid"] == nxt
+
+
+def test_the_rollouts_see_the_shares_of_the_pass() -> None:
+    world, _, nxt = held_world(0.5)
+    assert world.rollouts.shares[-1] == {nxt: Share(DUE, 0.5)}

@@ -14,6 +14,7 @@ from keyturn.domain.model import (
     Operation,
     Trigger,
 )
+from keyturn.domain.propagation import accepted
 from keyturn.domain.reasons import Reason
 
 
@@ -89,6 +90,13 @@ class Revocations(PassState):
         new_kid = signing.kid if signing is not None else None
         signs = f"{new_kid} signs now" if new_kid else "no key signs until the keyset is no longer Stalled"
         message = f"revoked {', '.join(kids)}; {signs}"
+        if signing is not None and self.spec.propagation is not None:
+            # Never waited for: the share is what was known when the key was promoted.
+            if signing.activation is Operation.GENERATE:
+                message += f"; {signing.kid} is a fresh key: no consumer had it before"
+            else:
+                share = self.observed.propagation.get(signing.kid)
+                message += f"; {accepted(signing.kid, share, 'already accepted')}"
         self._ack(request, AckResult.REVOKED, new_kid, message)
         self._notice(
             Reason.EMERGENCY_HANDLED,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from keyturn.domain.durations import format_duration
 from keyturn.domain.lifecycle.state import PassState
 from keyturn.domain.model import (
     HistoryResult,
@@ -12,8 +13,10 @@ from keyturn.domain.model import (
     Operation,
     Trigger,
 )
-from keyturn.domain.reasons import Reason
-from keyturn.domain.schedule import align_to_window, due_after, in_window
+from keyturn.domain.propagation import MIN_RECHECK, accepted, percent, reached, waiting_message
+from keyturn.domain.reasons import Reason, Violation
+from keyturn.domain.record import timestamp
+from keyturn.domain.schedule import activation_time, later
 
 
 class Rotations(PassState):
@@ -42,18 +45,15 @@ class Rotations(PassState):
 
     def _due(self, current: Key, nxt: Key) -> tuple[datetime | None, bool]:
         """When `nxt` may activate, and whether now is inside the window that allows it."""
-        rotation = self.spec.rotation
-        ready_at = (nxt.published_at or nxt.created_at) + rotation.publish_ahead
-        if self._pending_token() is not None:
-            return ready_at, True  # a person asked: no schedule, no window, but publishAhead holds
-        if self.spec.suspend or self.paused is not None or self._analysing(current):
-            return None, False
-        due = due_after(rotation, current.activated_at or current.created_at)
-        scheduled = align_to_window(rotation, max(due, ready_at))
-        allowed_now = in_window(rotation.window, self.now.astimezone(rotation.time_zone))
-        if scheduled <= self.now and not allowed_now:
-            return align_to_window(rotation, self.now), False
-        return scheduled, allowed_now
+        held = self.spec.suspend or self.paused is not None or self._analysing(current)
+        return activation_time(
+            self.spec.rotation,
+            current,
+            nxt,
+            self.now,
+            manual=self._pending_token() is not None,
+            held=held,
+        )
 
     def _rotation(self) -> None:
         current, nxt = self._find(KeyState.CURRENT), self._find(KeyState.NEXT)
@@ -64,6 +64,8 @@ class Rotations(PassState):
             return
         if not self.observed.verifiers_ready:
             self.waiting = Reason.AWAITING_VERIFIERS
+            return
+        if not self._propagated(nxt):
             return
         token = self._pending_token()
         trigger = Trigger.MANUAL if token is not None else Trigger.SCHEDULED
@@ -79,6 +81,42 @@ class Rotations(PassState):
             f"{activated.kid} signs now ({trigger}); {current.kid} is previous",
             [activated.kid, current.kid],
         )
+
+    def _propagated(self, nxt: Key) -> bool:
+        """The propagation gate: True when it is off or the next kid's share reached its threshold.
+
+        Otherwise the activation waits (AwaitingPropagation, with the share), the gate asks again
+        one interval after its last answer, and once `timeout` has passed since it first held this
+        key, a Warning is posted once; the key never activates early. No data never passes.
+        """
+        gate = self.spec.propagation
+        if gate is None:
+            return True
+        share = self.observed.propagation.get(nxt.kid)
+        if reached(share, gate.threshold):
+            return True
+        if nxt.propagation_held_at is None:
+            nxt = self._replace(nxt, nxt.evolve(propagation_held_at=self.now))
+        held_at = nxt.propagation_held_at or self.now
+        self.waiting = Reason.AWAITING_PROPAGATION
+        self.waiting_message = waiting_message(nxt.kid, share, gate)
+        asked = share.at if share is not None else self.now
+        self.wakes.append(max(later(asked, gate.interval), later(self.now, MIN_RECHECK)))
+        deadline = later(held_at, gate.timeout)
+        if deadline > self.now:
+            self.wakes.append(deadline)
+            return False
+        message = (
+            f"{nxt.kid} is not accepted by enough consumers after spec.propagation.timeout "
+            f"({format_duration(gate.timeout)}, held since {timestamp(held_at)}): "
+            f"{accepted(nxt.kid, share)}, {percent(gate.threshold)} needed; it keeps waiting and "
+            "never signs early. Find the consumers without it (jwt_keys_loaded) or fix the query"
+        )
+        self.degraded.append(Violation.of(Reason.PROPAGATION_TIMEOUT, message))
+        if nxt.propagation_warned_at is None:
+            self._replace(nxt, nxt.evolve(propagation_warned_at=self.now))
+            self._notice(Reason.PROPAGATION_TIMEOUT, message, [nxt.kid], warning=True)
+        return False
 
     def _schedule(self) -> None:
         """The next activation of the final state, for status.nextRotationAt and the wake-up."""

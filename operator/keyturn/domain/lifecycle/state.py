@@ -27,7 +27,7 @@ from keyturn.domain.model import (
     transition,
 )
 from keyturn.domain.plan import Move, Notice, PlanMode
-from keyturn.domain.reasons import Reason
+from keyturn.domain.reasons import Reason, Violation
 from keyturn.domain.requests import Emergency, Requests
 from keyturn.domain.spec import Spec
 
@@ -57,6 +57,8 @@ class PassState:
     wakes: list[datetime] = field(default_factory=list)
     next_rotation_at: datetime | None = None
     waiting: Reason | None = None
+    waiting_message: str = ""
+    degraded: list[Violation] = field(default_factory=list)
     paused: Reason | None = None
     paused_message: str = ""
     last_trigger: Trigger = Trigger.SCHEDULED
