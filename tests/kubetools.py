@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import client
 from kubernetes.client import ApiClient, ApiException
 
@@ -34,7 +35,8 @@ def free_port() -> int:
 class OperatorProcess:
     """`python -m keyturn run` as a child process, watching only the test's namespace.
 
-    Standalone unless `extra_args` (appended to `keyturn run`) name a peering: `--peering NAME`.
+    Standalone unless `extra_args` (appended to `keyturn run`) ask for leader election: `--lease NAME`
+    (or its old alias `--peering NAME`).
     """
 
     kubeconfig: Path
@@ -64,7 +66,7 @@ class OperatorProcess:
                 "run",
                 "--namespace",
                 self.namespace,
-                *([] if self.peering else ["--standalone"]),
+                *([] if self.elects else ["--standalone"]),
                 "--metrics-port",
                 str(self.metrics_port),
                 "--health-port",
@@ -81,8 +83,10 @@ class OperatorProcess:
         handle.close()
 
     @property
-    def peering(self) -> bool:
-        return any(a == "--peering" or a.startswith("--peering=") for a in self.extra_args)
+    def elects(self) -> bool:
+        return any(
+            a in ("--lease", "--peering") or a.startswith(("--lease=", "--peering=")) for a in self.extra_args
+        )
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -239,6 +243,29 @@ class Kube:
     def events(self) -> list[Any]:
         items: list[Any] = self.core.list_namespaced_event(self.namespace).items
         return items
+
+
+def token_kubeconfig(api: ApiClient, admin_kubeconfig: Path, namespace: str, sa: str, path: Path) -> Path:
+    """A kubeconfig holding only a TokenRequest token for the ServiceAccount: its identity, nothing else."""
+    request = client.AuthenticationV1TokenRequest(
+        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+    )
+    minted = client.CoreV1Api(api).create_namespaced_service_account_token(sa, namespace, request).status
+    assert minted is not None and minted.token
+    admin = yaml.safe_load(admin_kubeconfig.read_text())
+    current = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])
+    server = next(c for c in admin["clusters"] if c["name"] == current["context"]["cluster"])
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [server],
+        "users": [{"name": sa, "user": {"token": minted.token}}],
+        "contexts": [{"name": sa, "context": {"cluster": server["name"], "user": sa}}],
+        "current-context": sa,
+    }
+    path.write_text(yaml.safe_dump(doc))
+    path.chmod(0o600)
+    return path
 
 
 def deployment(

@@ -51,7 +51,7 @@ def run(
     election = None
     if lease:
         where = lease_namespace or _own_namespace() or (namespaces[0] if exact else "default")
-        election = Election(where, lease, identity(), LeaseTiming(lease_duration=lease_duration))
+        election = Election(where, lease, identity(), LeaseTiming.for_duration(lease_duration))
     handlers.engine = Engine(
         api_client(),
         namespaces=namespaces if exact else [],

@@ -37,8 +37,20 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
-{{- define "keyturn.peeringName" -}}
-{{- default (include "keyturn.fullname" .) .Values.peering.name }}
+{{/*
+Leader election: "true" or empty. Off with leaderElection.enabled: false, or with the value of
+charts before 0.2, peering.enabled: false (kept so that `helm upgrade --reuse-values` still works).
+*/}}
+{{- define "keyturn.leaderElection" -}}
+{{- $peering := .Values.peering | default dict }}
+{{- $legacyOff := and (hasKey $peering "enabled") (not $peering.enabled) }}
+{{- if and .Values.leaderElection.enabled (not $legacyOff) }}true{{ end }}
+{{- end }}
+
+{{/* The Lease's name: leaderElection.leaseName, else the pre-0.2 peering.name, else the full name. */}}
+{{- define "keyturn.leaseName" -}}
+{{- $peering := .Values.peering | default dict }}
+{{- .Values.leaderElection.leaseName | default $peering.name | default (include "keyturn.fullname" .) }}
 {{- end }}
 
 {{- define "keyturn.metricsServiceName" -}}
@@ -59,7 +71,8 @@ The operator's permissions on namespaced resources: exactly what it calls, verb 
 in each watched namespace (namespaced mode), so the two modes cannot drift apart.
 */}}
 {{- define "keyturn.namespacedRules" -}}
-# kopf watches keysets and adds/removes its finalizer; the executor reads each one afresh.
+# The watch delivers keysets; a pass reads one the watch has not delivered yet. Patch: only to remove
+# the finalizer that versions up to 0.1 put on keysets, when such a keyset is deleted.
 - apiGroups: [keyturn.dev]
   resources: [jwtkeysets]
   verbs: [get, list, watch, patch]
@@ -75,10 +88,11 @@ in each watched namespace (namespaced mode), so the two modes cannot drift apart
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
-# Targets annotated keyturn.dev/keyset: watched, read, and rolled through a pod-template annotation.
+# Targets of every kind (annotated keyturn.dev/keyset): watched into an index (and listed again every
+# 10 minutes), and rolled through a pod-template annotation. Never read one by one: no get.
 - apiGroups: [apps]
-  resources: [deployments]
-  verbs: [get, list, watch, patch]
+  resources: [deployments, statefulsets, daemonsets]
+  verbs: [list, watch, patch]
 {{- end }}
 
 {{/*

@@ -27,22 +27,14 @@ def test_crd_copies_are_byte_identical() -> None:
     source = CRD.read_bytes()
     assert (CHART / "crds" / CRD.name).read_bytes() == source, "run: python hack/render_deploy.py"
     assert (DEPLOY / "crds" / CRD.name).read_bytes() == source, "run: python hack/render_deploy.py"
-    for peering in (CHART / "crds").glob("kopf.dev_*.yaml"):
-        assert (DEPLOY / "crds" / peering.name).read_bytes() == peering.read_bytes()
 
 
-def test_the_chart_ships_kopfs_peering_crds() -> None:
-    docs = [d for d in yaml.safe_load_all((CHART / "crds" / "kopf.dev_peerings.yaml").read_text()) if d]
-    by_name = {d["metadata"]["name"]: d for d in docs}
-    assert set(by_name) == {"clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"}
-    assert by_name["clusterkopfpeerings.kopf.dev"]["spec"]["scope"] == "Cluster"
-    assert by_name["kopfpeerings.kopf.dev"]["spec"]["scope"] == "Namespaced"
-    for doc in docs:
-        (version,) = doc["spec"]["versions"]
-        assert version["name"] == "v1" and version["served"] and version["storage"]
-        status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
-        assert status["x-kubernetes-preserve-unknown-fields"] is True  # keep-alives are free-form
-        assert "subresources" not in version  # kopf patches status through the main resource
+def test_the_chart_ships_only_the_jwtkeyset_crd() -> None:
+    """Leader election uses the built-in coordination.k8s.io Lease: kopf's peering CRDs are gone."""
+    assert sorted(p.name for p in (CHART / "crds").iterdir()) == [CRD.name]
+    assert sorted(p.name for p in (DEPLOY / "crds").glob("*.yaml") if p.name != "kustomization.yaml") == [
+        CRD.name
+    ]
 
 
 def test_the_dashboard_is_grafana_json() -> None:

@@ -58,20 +58,22 @@ def test_the_committed_deployment_runs_hardened_with_the_images_user() -> None:
     assert f"--metrics-port={ports['metrics']}" in container["args"]
     # The image's ENTRYPOINT is `keyturn`: the chart's args must be a command line the CLI accepts.
     cli.parser().parse_args(container["args"])
-    assert "--peering=keyturn" in container["args"]
+    assert "--lease=keyturn" in container["args"]
 
 
 def test_the_committed_deployment_runs_an_active_and_a_standby_replica() -> None:
-    """Two peered replicas (random priorities: one acts, one stands by), kept by a budget of one
+    """Two replicas electing a leader on a Lease (one acts, one stands by), kept by a budget of one
     through node drains, and preferably on different nodes."""
     objs = deploy_objects()
     (deployment,) = [o for o in objs if o["kind"] == "Deployment"]
     assert deployment["spec"]["replicas"] == 2
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    peering = [a for a in container["args"] if a.startswith("--peering=")]
-    assert peering == ["--peering=keyturn"] and "--standalone" not in container["args"]
-    assert not [a for a in container["args"] if a.startswith("--priority")], "each replica draws its own"
+    lease = [a for a in container["args"] if a.startswith("--lease")]
+    assert lease == ["--lease=keyturn", "--lease-duration=10"] and "--standalone" not in container["args"]
+    assert not [a for a in container["args"] if a.startswith(("--peering", "--priority"))]
+    env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}
+    assert env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
     (pdb,) = [o for o in objs if o["kind"] == "PodDisruptionBudget"]
     assert pdb["metadata"]["namespace"] == deployment["metadata"]["namespace"]
     assert pdb["spec"] == {"minAvailable": 1, "selector": deployment["spec"]["selector"]}
@@ -79,6 +81,34 @@ def test_the_committed_deployment_runs_an_active_and_a_standby_replica() -> None
     assert spread["topologyKey"] == "kubernetes.io/hostname"
     assert spread["whenUnsatisfiable"] == "ScheduleAnyway", "soft: a one-node cluster still runs both"
     assert spread["labelSelector"] == deployment["spec"]["selector"]
+
+
+def test_the_lease_is_granted_in_the_operators_namespace_only() -> None:
+    """A Role next to the Deployment: create (which cannot be limited by name), get and update of
+    the one Lease by name; no ClusterRole mentions leases."""
+    objs = deploy_objects()
+    (deployment,) = [o for o in objs if o["kind"] == "Deployment"]
+    namespace = deployment["metadata"]["namespace"]
+    (role,) = [o for o in objs if o["kind"] == "Role"]
+    assert role["metadata"]["namespace"] == namespace
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["keyturn"],
+            "verbs": ["get", "update"],
+        },
+    ]
+    (binding,) = [o for o in objs if o["kind"] == "RoleBinding"]
+    assert binding["metadata"]["namespace"] == namespace
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    sa = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": namespace}]
+    assert sa
+    for cluster_role in (o for o in objs if o["kind"] == "ClusterRole"):
+        for rule in cluster_role["rules"]:
+            assert "leases" not in rule["resources"], cluster_role["metadata"]["name"]
 
 
 def test_the_committed_rbac_has_no_wildcards() -> None:
