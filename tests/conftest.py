@@ -35,6 +35,8 @@ SYSTEM_DEPS = ROOT / "hack" / "system-deps.sh"
 # Set by `make test` (CI) after `make system-deps`: there a test that would skip for a missing
 # Debian package fails instead, so CI never passes by skipping what it was meant to run.
 REQUIRE_SYSTEM_DEPS = "KEYTURN_REQUIRE_SYSTEM_DEPS"
+# A DaemonSet target must roll across more than one Node to show it is judged node by node.
+SESSION_NODES = 2
 _BIN_DIR = pytest.StashKey[Path]()
 _BUILD_ERROR = pytest.StashKey[Exception]()
 
@@ -132,6 +134,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[localcluster.Cluster]:
     say = _terminal(request.config)
     local = localcluster.LocalCluster(
         bin_dir=request.config.stash.get(_BIN_DIR, None),
+        nodes=SESSION_NODES,
         keep=os.environ.get("KEYTURN_KEEP_CLUSTER") == "1",
         log=say,
         progress=say,

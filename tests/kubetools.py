@@ -283,14 +283,100 @@ def deployment(
         spec=client.V1DeploymentSpec(
             replicas=replicas,
             selector=client.V1LabelSelector(match_labels=labels),
-            template=client.V1PodTemplateSpec(
-                metadata=client.V1ObjectMeta(labels=labels),
-                spec=client.V1PodSpec(
-                    containers=[container or client.V1Container(name="app", image="registry.example/app:1")],
-                    node_selector=node_selector,
-                ),
-            ),
+            template=_pod_template(labels, node_selector, container),
         ),
+    )
+
+
+def _pod_template(
+    labels: dict[str, str], node_selector: dict[str, str] | None, container: client.V1Container | None
+) -> client.V1PodTemplateSpec:
+    return client.V1PodTemplateSpec(
+        metadata=client.V1ObjectMeta(labels=labels),
+        spec=client.V1PodSpec(
+            containers=[container or client.V1Container(name="app", image="registry.example/app:1")],
+            node_selector=node_selector,
+        ),
+    )
+
+
+def statefulset(
+    name: str,
+    annotations: dict[str, str] | None = None,
+    *,
+    replicas: int = 2,
+    partition: int | None = None,
+    on_delete: bool = False,
+    node_selector: dict[str, str] | None = None,
+) -> client.V1StatefulSet:
+    """A StatefulSet for the KWOK nodes, labelled app=<name>: no volumeClaimTemplates (nothing
+    provisions volumes here), and a `serviceName` whose Service need not exist (nothing resolves
+    the Pods' DNS names)."""
+    labels = {"app": name}
+    rolling = (
+        client.V1RollingUpdateStatefulSetStrategy(partition=partition) if partition is not None else None
+    )
+    strategy = client.V1StatefulSetUpdateStrategy(
+        type="OnDelete" if on_delete else "RollingUpdate", rolling_update=None if on_delete else rolling
+    )
+    return client.V1StatefulSet(
+        metadata=client.V1ObjectMeta(name=name, annotations=annotations, labels=labels),
+        spec=client.V1StatefulSetSpec(
+            replicas=replicas,
+            service_name=name,
+            selector=client.V1LabelSelector(match_labels=labels),
+            update_strategy=strategy,
+            template=_pod_template(labels, node_selector, None),
+        ),
+    )
+
+
+def daemonset(
+    name: str, annotations: dict[str, str] | None = None, *, on_delete: bool = False
+) -> client.V1DaemonSet:
+    """A DaemonSet: one Pod on every KWOK node, labelled app=<name>."""
+    labels = {"app": name}
+    return client.V1DaemonSet(
+        metadata=client.V1ObjectMeta(name=name, annotations=annotations, labels=labels),
+        spec=client.V1DaemonSetSpec(
+            selector=client.V1LabelSelector(match_labels=labels),
+            update_strategy=client.V1DaemonSetUpdateStrategy(
+                type="OnDelete" if on_delete else "RollingUpdate"
+            ),
+            template=_pod_template(labels, None, None),
+        ),
+    )
+
+
+def statefulset_rolled(sts: client.V1StatefulSet) -> bool:
+    """What `kubectl rollout status statefulset` waits for: every ordinal at or above the partition
+    on the update revision, every replica ready, and (without a partition) currentRevision caught up."""
+    status, spec, meta = sts.status, sts.spec, sts.metadata
+    if status is None or spec is None or meta is None:
+        return False
+    replicas = spec.replicas if spec.replicas is not None else 1
+    rolling = spec.update_strategy.rolling_update if spec.update_strategy else None
+    partition = (rolling.partition if rolling else None) or 0
+    return bool(
+        (status.observed_generation or 0) >= (meta.generation or 0)
+        and (status.updated_replicas or 0) >= replicas - partition
+        and (status.ready_replicas or 0) == replicas
+        and (partition > 0 or status.current_revision == status.update_revision)
+    )
+
+
+def daemonset_rolled(ds: client.V1DaemonSet) -> bool:
+    """What `kubectl rollout status daemonset` waits for: every scheduled node updated and available."""
+    status, meta = ds.status, ds.metadata
+    if status is None or meta is None:
+        return False
+    desired = status.desired_number_scheduled or 0
+    return bool(
+        (status.observed_generation or 0) >= (meta.generation or 0)
+        and desired > 0
+        and (status.updated_number_scheduled or 0) == desired
+        and (status.number_available or 0) == desired
+        and not status.number_unavailable
     )
 
 
@@ -307,6 +393,7 @@ def rollout_complete(dep: client.V1Deployment) -> bool:
     )
 
 
-def template_annotations(dep: client.V1Deployment) -> dict[str, str]:
-    meta = dep.spec.template.metadata if dep.spec else None
+def template_annotations(workload: Any) -> dict[str, str]:
+    """The pod template's annotations of a Deployment, StatefulSet or DaemonSet."""
+    meta = workload.spec.template.metadata if workload.spec else None
     return dict((meta.annotations if meta else None) or {})

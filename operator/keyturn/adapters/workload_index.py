@@ -4,6 +4,12 @@ Listing every Deployment of a namespace on every pass costs a request per pass a
 the namespace; the watch already sees every change. The index keeps a trimmed copy of each
 annotated workload (only what `workloads.to_target` reads), keyed by keyset. A periodic LIST
 sweeps away what a watch reconnection may have missed (deletions are not replayed on a relist).
+
+A LIST takes time, and watch events keep arriving meanwhile: they are newer than what the LIST
+answers. So the caller reads `clock()` before it lists, and `sweep(..., since=that)` leaves every
+workload an event touched since then as the event left it: a LIST never brings back a deleted or
+un-annotated workload, never drops one created or annotated meanwhile, and never overwrites a
+newer body with its older one.
 """
 
 from __future__ import annotations
@@ -58,44 +64,60 @@ class WorkloadIndex:
         self._keysets: dict[ObjectKey, tuple[KeysetKey, ...]] = {}
         self._by_keyset: dict[KeysetKey, set[ObjectKey]] = {}
         self._lock = threading.Lock()
+        self._clock = 0  # counts watch events
+        self._touched: dict[ObjectKey, int] = {}  # the clock at each object's latest event
         self.listed = False  # a first full LIST went in: an empty answer now means "no targets"
+
+    def clock(self) -> int:
+        """Read before a LIST; `sweep(since=...)` then trusts the events that came after it."""
+        with self._lock:
+            return self._clock
 
     def update(self, body: Mapping[str, Any]) -> set[KeysetKey]:
         """A workload was added or changed; a workload that no longer names a keyset is dropped."""
         key = _key(body)
         if key is None:
             return set()
-        keysets = tuple((key[1], k) for k in targeted_keysets(body))
         with self._lock:
-            before = self._drop(key)
-            if keysets:
-                self._bodies[key] = _trim(body)
-                self._keysets[key] = keysets
-                for keyset in keysets:
-                    self._by_keyset.setdefault(keyset, set()).add(key)
-        return set(before) | set(keysets)
+            self._touch(key)
+            return self._put(key, body)
 
     def remove(self, body: Mapping[str, Any]) -> set[KeysetKey]:
         key = _key(body)
         if key is None:
             return set()
         with self._lock:
+            self._touch(key)
             return set(self._drop(key))
 
-    def sweep(self, listed: Iterable[Mapping[str, Any]], namespaces: set[str] | None) -> set[KeysetKey]:
+    def sweep(
+        self, listed: Iterable[Mapping[str, Any]], namespaces: set[str] | None, since: int | None = None
+    ) -> set[KeysetKey]:
         """Make the index equal to a full LIST (of these namespaces, or all): what it lacks is
-        added, what it holds that the LIST does not is removed."""
+        added, what it holds that the LIST does not is removed, except the workloads a watch event
+        touched after `clock()` read `since` (the LIST's answer is older than the event)."""
         affected: set[KeysetKey] = set()
         seen: set[ObjectKey] = set()
-        for body in listed:
-            key = _key(body)
-            if key is not None:
-                seen.add(key)
-                affected |= self.update(body)
         with self._lock:
-            stale = [k for k in self._bodies if k not in seen and (namespaces is None or k[1] in namespaces)]
+
+            def newer(key: ObjectKey) -> bool:
+                return since is not None and self._touched.get(key, -1) > since
+
+            for body in listed:
+                key = _key(body)
+                if key is not None:
+                    seen.add(key)
+                    if not newer(key):
+                        affected |= self._put(key, body)
+            stale = [
+                k
+                for k in self._bodies
+                if k not in seen and (namespaces is None or k[1] in namespaces) and not newer(k)
+            ]
             for key in stale:
                 affected |= set(self._drop(key))
+            # Every event so far is older than the next LIST will be: none needs remembering.
+            self._touched.clear()
             self.listed = True
         return affected
 
@@ -106,6 +128,20 @@ class WorkloadIndex:
 
     def __len__(self) -> int:
         return len(self._bodies)
+
+    def _touch(self, key: ObjectKey) -> None:
+        self._clock += 1
+        self._touched[key] = self._clock
+
+    def _put(self, key: ObjectKey, body: Mapping[str, Any]) -> set[KeysetKey]:
+        keysets = tuple((key[1], k) for k in targeted_keysets(body))
+        before = self._drop(key)
+        if keysets:
+            self._bodies[key] = _trim(body)
+            self._keysets[key] = keysets
+            for keyset in keysets:
+                self._by_keyset.setdefault(keyset, set()).add(key)
+        return set(before) | set(keysets)
 
     def _drop(self, key: ObjectKey) -> tuple[KeysetKey, ...]:
         self._bodies.pop(key, None)

@@ -246,11 +246,13 @@ class Engine:
 
     async def _resync(self) -> None:
         scopes: list[str | None] = list(self.namespaces) if self.namespaces else [None]
+        since = self.index.clock()  # an event newer than the listing wins over its answer
         listed: list[dict[str, Any]] = []
+        since = self.index.clock()  # events from now on are newer than the LIST's answer
         for namespace in scopes:
             for kind in WorkloadKind:
                 listed += await self.workloads.list(kind, namespace)
-        affected = self.index.sweep(listed, set(self.namespaces) if self.namespaces else None)
+        affected = self.index.sweep(listed, set(self.namespaces) if self.namespaces else None, since)
         if self.scheduler.active.is_set():
             for key in affected:
                 self.scheduler.wake(key, Lane.CHANGE)

@@ -113,6 +113,7 @@ ENUMS: dict[str, list[Any]] = {
     "status.conditions[].status": ["True", "False", "Unknown"],
     "status.keys[].state": ["next", "current", "previous", "failed", "retired", "revoked"],
     "status.rollout.targets[].role": ["verifier", "signer", "both"],
+    "status.rollout.targets[].kind": ["Deployment", "StatefulSet", "DaemonSet"],
 }
 
 DURATIONS = [

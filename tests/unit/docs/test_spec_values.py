@@ -17,7 +17,7 @@ from keyturn.domain.spec import (
     OnNoData,
     Slot,
 )
-from keyturn.domain.targets import Role
+from keyturn.domain.targets import Role, WorkloadKind
 from unit.docs.sources import crd_enum, crd_node, described_values, doc, run_after, section, tables
 
 CHOICES: dict[str, Iterable[object]] = {
@@ -75,3 +75,8 @@ ROLE_LISTS = {
 @pytest.mark.parametrize("where", sorted(ROLE_LISTS))
 def test_the_roles_are_the_code_s(where: str) -> None:
     assert ROLE_LISTS[where]() == values(Role)
+
+
+def test_the_crd_names_the_code_s_target_kinds() -> None:
+    """status.rollout.targets[].kind: a kind the schema lacks is pruned from status by the API server."""
+    assert crd_enum("status.rollout.targets.kind") == values(WorkloadKind)
