@@ -34,8 +34,7 @@ LABEL org.opencontainers.image.title="keyturn" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.licenses="Apache-2.0"
-# A passwd entry for the numeric user: getpass/pwd lookups (kopf's peer identity when POD_ID is
-# unset) fail for a uid without one.
+# A passwd entry for the numeric user: getpass/pwd lookups fail for a uid without one.
 RUN groupadd --system --gid 65532 keyturn \
  && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin keyturn

@@ -29,6 +29,7 @@ REVOCATIONS = Counter("keyturn_revocations_total", "Keys revoked by trigger", [*
 ROLLBACKS = Counter(
     "keyturn_rollbacks_total", "Rollbacks to the previous key by trigger", [*LABELS, "trigger"]
 )
+LEADER = Gauge("keyturn_leader", "1 while this replica acts (holds the Lease, or runs alone), else 0")
 FAILURES = Counter("keyturn_failures_total", "Failed operations by reason", [*LABELS, "reason"])
 NEXT_ROTATION = Gauge(
     "keyturn_next_rotation_timestamp_seconds", "When the next scheduled activation is due (unix time)", LABELS

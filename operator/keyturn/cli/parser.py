@@ -143,7 +143,8 @@ def parser() -> argparse.ArgumentParser:
         "--lease-namespace",
         default=None,
         metavar="NS",
-        help="the Lease's namespace (default: $POD_NAMESPACE, else the Pod's, else the first --namespace)",
+        help="the Lease's namespace (default: $POD_NAMESPACE, else the Pod's, else the first --namespace, "
+        "else default)",
     )
     run.add_argument(
         "--lease-duration",

@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+
 from keyturn import metrics
 from keyturn.adapters.configmaps import ConfigMaps
 from keyturn.adapters.events import Events
@@ -105,6 +107,7 @@ class Engine:
 
     # ------------------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
+        metrics.LEADER.set(1 if self.leading else 0)
         self._tasks = [
             asyncio.create_task(self.scheduler.run(), name="keyturn-scheduler"),
             asyncio.create_task(self._resync_loop(), name="keyturn-resync"),
@@ -124,12 +127,14 @@ class Engine:
 
     async def _lead(self) -> None:
         self.leading = True
+        metrics.LEADER.set(1)
         # Anything may have changed while standing by: every known keyset gets a pass, revocations first.
         self.scheduler.wake_all(self._lane, [_key(b) for b in self.keysets.cached()])
         self._open_gate()
 
     async def _follow(self) -> None:
         self.leading = False
+        metrics.LEADER.set(0)
         self.scheduler.active.clear()
         for body in self.keysets.cached():
             metrics.forget(*_key(body))  # only the acting replica exports a keyset's gauges
@@ -189,9 +194,18 @@ class Engine:
         self.scheduler.wake(key, lane)
 
     async def release_finalizer(self, body: Mapping[str, Any]) -> None:
-        """A keyset being deleted still carries the finalizer older versions had kopf put on it."""
-        if FINALIZER in ((body.get("metadata") or {}).get("finalizers") or ()):
+        """A keyset being deleted still carries the finalizer older versions had kopf put on it.
+
+        Only the acting replica removes it; a 404 (gone meanwhile) or 409 (someone else was first)
+        means there is nothing left to do.
+        """
+        if not self.leading or FINALIZER not in ((body.get("metadata") or {}).get("finalizers") or ()):
+            return
+        try:
             await self.keysets.drop_finalizer(body)
+        except ApiException as exc:
+            if exc.status not in (404, 409):
+                raise
 
     # ------------------------------------------------------------------------------ passes
     def _lane(self, key: Key) -> Lane:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -204,7 +205,7 @@ class LeaderElector:
         now = datetime.now(UTC)
         return client.V1LeaseSpec(
             holder_identity=self.identity,
-            lease_duration_seconds=int(self.timing.lease_duration),
+            lease_duration_seconds=math.ceil(self.timing.lease_duration),
             acquire_time=_micro(acquired or now),
             renew_time=_micro(now),
             lease_transitions=transitions,
