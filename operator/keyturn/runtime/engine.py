@@ -103,11 +103,14 @@ class Engine:
         # Events that reached a keyset while its pass ran: possibly the echoes of that pass's own
         # writes, whose resourceVersions are only known once the writes return. Judged after it.
         self._echoes: dict[Key, list[tuple[str, str, str, object]]] = {}
+        # Keysets whose pass ran before the workload index was listed (emergencies only).
+        self._early: set[Key] = set()
         self._tasks: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         metrics.LEADER.set(1 if self.leading else 0)
+        self._open_gate()  # standalone: emergencies may run before the first listing
         self._tasks = [
             asyncio.create_task(self.scheduler.run(), name="keyturn-scheduler"),
             asyncio.create_task(self._resync_loop(), name="keyturn-resync"),
@@ -140,8 +143,19 @@ class Engine:
             metrics.forget(*_key(body))  # only the acting replica exports a keyset's gauges
 
     def _open_gate(self) -> None:
-        if self.leading and self.index.listed:
-            self.scheduler.active.set()
+        """Leading, the gate opens: fully once the workload index is listed (no pass may take an
+        unlisted namespace for one without targets), before that for emergencies only, so a
+        revocation during a restart waits for nothing but its own pass. Keysets that ran early
+        run again once the targets are known, so their signers roll."""
+        if not self.leading:
+            return
+        full = self.index.listed
+        was_full = self.scheduler.full and self.scheduler.active.is_set()
+        self.scheduler.open(full=full)
+        if full and not was_full:
+            for key in self._early:
+                self.scheduler.wake(key, Lane.CHANGE)
+            self._early.clear()
 
     # ------------------------------------------------------------------------------ the watch
     def keyset_event(self, event: str | None, body: Mapping[str, Any]) -> None:
@@ -215,6 +229,8 @@ class Engine:
     async def _pass(self, key: Key) -> float | None:
         """One reconcile pass; the seconds until the keyset wants another (backoff after a failure)."""
         self._echoes.pop(key, None)  # what reached it before it started, this pass reads anyway
+        if not self.index.listed:
+            self._early.add(key)
         try:
             outcome = await self.executor.reconcile(*key)
         except Conflict as exc:

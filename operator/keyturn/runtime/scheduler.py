@@ -51,6 +51,8 @@ class Scheduler:
         self._seq = itertools.count()
         self._changed = asyncio.Event()
         self.active = asyncio.Event()
+        # False while only emergencies may run (the gate is half open: see Engine._open_gate).
+        self.full = True
         self.running = 0
 
     # ------------------------------------------------------------------------------ feeding it
@@ -80,6 +82,12 @@ class Scheduler:
     def forget(self, key: Key) -> None:
         """The keyset is gone: drop it (its heap entries are skipped when they come up)."""
         self._states.pop(key, None)
+
+    def open(self, *, full: bool) -> None:
+        """Let workers take work: every lane, or (full=False) emergencies only."""
+        self.full = full
+        self.active.set()
+        self._changed.set()
 
     def is_running(self, key: Key) -> bool:
         state = self._states.get(key)
@@ -130,6 +138,8 @@ class Scheduler:
         while self.active.is_set():
             self._fire_timers()
             while self._ready:
+                if not self.full and self._ready[0][0] is not Lane.EMERGENCY:
+                    break  # half open: the rest waits until the gate opens fully
                 lane, _, key = heapq.heappop(self._ready)
                 state = self._states.get(key)
                 if state is not None and state.queued is lane and not state.running:
