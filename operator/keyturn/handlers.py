@@ -20,10 +20,13 @@ from keyturn.adapters.kube import Conflict, api_client
 from keyturn.domain.annotations import FINALIZER, KEYSET_ANNOTATION, KEYSET_LABEL, MANAGED_BY, keysets_of
 from keyturn.domain.reasons import Reason
 from keyturn.executor import Executor
+from keyturn.executor.issuers import IssuerIndex, issuer_of
 
 log = logging.getLogger("keyturn")
 
 _WAKERS: dict[tuple[str, str], asyncio.Event] = {}
+# spec.jwks.issuer of every keyset seen, so that a second claim of one issuer is Stalled.
+ISSUERS = IssuerIndex()
 MAX_BACKOFF = 300.0
 
 # True when `keyturn run` serves only namespaces named exactly by --namespace; operator_main.run sets
@@ -56,7 +59,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # every authenticated client) shows at startup, so a namespaced operator needs no cluster-scoped
     # permission. The price: a JwtKeySet CRD installed after the start is served after a restart.
     settings.scanning.disabled = fixed_namespaces
-    memo.executor = Executor.from_api(api_client())  # every daemon gets this memo (kopf copies it shallowly)
+    # Every daemon gets this memo (kopf copies it shallowly).
+    memo.executor = Executor.from_api(api_client(), issuers=ISSUERS)
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=30.0)
@@ -117,7 +121,17 @@ def _seconds_until(moment: datetime | None) -> float | None:
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def keyset_event(namespace: str | None, name: str, **_: Any) -> None:
+async def keyset_event(
+    namespace: str | None, name: str, type: str | None, spec: kopf.Spec, meta: kopf.Meta, **_: Any
+) -> None:
+    if namespace:
+        if type == "DELETED":
+            rivals = ISSUERS.forget(namespace, name)
+        else:
+            created = str(meta.get("creationTimestamp") or "")
+            rivals = ISSUERS.update(namespace, name, issuer_of(spec), created)
+        for other_namespace, other in rivals:  # a claim changed: they may hold, or lose, the issuer
+            wake(other_namespace, other)
     wake(namespace, name)
 
 

@@ -168,6 +168,8 @@ class Spec:
     analysis: AnalysisSpec | None
     revoked: tuple[Revocation, ...] = field(default=())
     suspend: bool = False
+    # spec.jwks.issuer, as written (domain.issuer parses it); asymmetric keysets only.
+    jwks_issuer: str | None = None
 
     @property
     def symmetric(self) -> bool:

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from keyturn.domain.cron import cron_problem
 from keyturn.domain.durations import MAX_DURATION, format_duration, parse_duration
+from keyturn.domain.issuer import IssuerError, parse_issuer
 from keyturn.domain.spec import (
     ALGORITHMS,
     DEFAULT_ALGORITHM,
@@ -222,6 +223,7 @@ def parse_spec(name: str, namespace: str, raw: object) -> Spec:
         raise SpecError("spec.kid.template: is required when spec.kid.strategy is Template")
 
     jwks = spec.obj("jwks")
+    issuer = _issuer(jwks, algorithm)
     return Spec(
         name=name,
         namespace=namespace,
@@ -242,7 +244,24 @@ def parse_spec(name: str, namespace: str, raw: object) -> Spec:
             for r in spec.objects("revokedKids")
         ),
         suspend=spec.boolean("suspend"),
+        jwks_issuer=issuer,
     )
+
+
+def _issuer(jwks: _Object, algorithm: str) -> str | None:
+    text = jwks.string("issuer")
+    if text is None:
+        return None
+    if algorithm in HMAC_ALGORITHMS:
+        raise SpecError(
+            f"{jwks.at('issuer')}: HMAC keysets ({algorithm}) publish no JWKS, so there is nothing to "
+            "serve under an issuer; remove the field"
+        )
+    try:
+        parse_issuer(text)
+    except IssuerError as exc:
+        raise SpecError(f"{jwks.at('issuer')}: {exc}") from None
+    return text
 
 
 def _rotation(raw: _Object) -> Rotation:

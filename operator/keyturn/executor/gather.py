@@ -22,7 +22,7 @@ from keyturn.domain.requests import read_requests, read_revocations
 from keyturn.domain.salvage import acting_spec
 from keyturn.domain.spec import Spec, SpecError
 from keyturn.domain.spec_parser import parse_spec
-from keyturn.executor.ports import ConfigMapPort, KeysetPort, RolloutPort, SecretPort
+from keyturn.executor.ports import ConfigMapPort, IssuerPort, KeysetPort, RolloutPort, SecretPort
 from keyturn.keys.secret_data import material_problems
 from keyturn.rollout import RolloutResult
 
@@ -40,12 +40,18 @@ class Gathered:
 
 class Gatherer:
     def __init__(
-        self, keysets: KeysetPort, secrets: SecretPort, configmaps: ConfigMapPort, rollouts: RolloutPort
+        self,
+        keysets: KeysetPort,
+        secrets: SecretPort,
+        configmaps: ConfigMapPort,
+        rollouts: RolloutPort,
+        issuers: IssuerPort,
     ) -> None:
         self.keysets = keysets
         self.secrets = secrets
         self.configmaps = configmaps
         self.rollouts = rollouts
+        self.issuers = issuers
 
     async def gather(self, namespace: str, name: str, now: datetime) -> Gathered | None:
         """None when the keyset is gone or being deleted."""
@@ -73,6 +79,10 @@ class Gatherer:
             rollout, degraded = await self._observe(obj, acting, ring, now)
         observations = _observations(rollout)
         status = obj.get("status")
+        rival = None
+        if spec is not None and spec.jwks_issuer is not None:
+            created = str(_mapping(obj.get("metadata")).get("creationTimestamp") or "")
+            rival = self.issuers.rival(spec.jwks_issuer, namespace, name, created)
         inputs = Inputs(
             namespace=namespace,
             name=name,
@@ -89,6 +99,7 @@ class Gatherer:
             observations=observations,
             degraded=degraded,
             status=status if isinstance(status, Mapping) else {},
+            issuer_rival=rival,
         )
         return Gathered(obj, inputs, rollout)
 
