@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,9 @@ ROTATION = {"interval": "30d", "publishAhead": "1h", "gracePeriod": "7d", "reten
 
 
 def key(kid: str, state: KeyState, **times: datetime) -> Key:
-    return Key(kid=kid, state=state, algorithm="ES256", serial=0, created_at=T0 - 40 * DAY, **times)
+    return dataclasses.replace(
+        Key(kid=kid, state=state, algorithm="ES256", serial=0, created_at=T0 - 40 * DAY), **times
+    )
 
 
 CURRENT = key("c", KeyState.CURRENT, activated_at=T0)
