@@ -22,7 +22,7 @@ DAY = timedelta(days=1)
 ROTATION = {"interval": "30d", "publishAhead": "1h", "gracePeriod": "7d", "retention": "14d"}
 
 
-def key(kid: str, state: KeyState, **times: datetime) -> Key:
+def key(kid: str, state: KeyState, **times: Any) -> Key:
     return dataclasses.replace(
         Key(kid=kid, state=state, algorithm="ES256", serial=0, created_at=T0 - 40 * DAY), **times
     )
