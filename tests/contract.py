@@ -32,7 +32,7 @@ DESIGN_SPEC: dict[str, Any] = {
         ],
         "encryption": {"passphraseSecretRef": {"name": "jwt-key-passphrase", "key": "passphrase"}},
     },
-    "jwks": {"configMapName": "api-keys-jwks", "key": "jwks.json"},
+    "jwks": {"configMapName": "api-keys-jwks", "key": "jwks.json", "issuer": "https://auth.example.com"},
     "rollout": {"timeout": "10m", "pauseBetween": "10s", "onFailure": "Rollback"},
     "analysis": {
         "prometheus": {
