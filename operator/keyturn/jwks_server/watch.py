@@ -37,26 +37,27 @@ class Watcher(threading.Thread):
         self.core = client.CoreV1Api(api)
         self.scope = scope  # "" for every namespace
         self.store = store
-        self.stop = stop
+        self.stopping = stop
 
     def run(self) -> None:
         backoff = 1.0
-        while not self.stop.is_set():
+        while not self.stopping.is_set():
             try:
                 version = self._list()
                 backoff = 1.0
-                while not self.stop.is_set():
+                while not self.stopping.is_set():
                     version = self._watch(version)
             except Expired:
                 log.info("watch expired; listing again", extra={"namespace": self.scope or None})
             except Exception as exc:  # the API server away, a 403: keep serving what is loaded, retry
+                log.debug("watch failure", exc_info=True, extra={"namespace": self.scope or None})
                 log.warning(
                     "listing or watching ConfigMaps failed: %s; retrying in %.0fs",
                     _describe(exc),
                     backoff,
                     extra={"namespace": self.scope or None, "reason": "WatchFailed"},
                 )
-                self.stop.wait(backoff)
+                self.stopping.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
 
     def _lister(self) -> Any:
@@ -64,17 +65,17 @@ class Watcher(threading.Thread):
             return self.core.list_namespaced_config_map
         return self.core.list_config_map_for_all_namespaces
 
-    def _args(self) -> list[str]:
+    def _scope_args(self) -> list[str]:
         return [self.scope] if self.scope else []
 
     def _list(self) -> str:
         response = self._lister()(
-            *self._args(), label_selector=SELECTOR, _preload_content=False, _request_timeout=(10, 60)
+            *self._scope_args(), label_selector=SELECTOR, _preload_content=False, _request_timeout=(10, 60)
         )
         status = getattr(response, "status", 200)
         if status >= 400:
             raise RuntimeError(f"list answered {status}")
-        body = json.loads(response.data)
+        body = json.loads(_raw(response).data)
         self.store.replace(self.scope, body.get("items") or [])
         log.info(
             "loaded %d JWKS ConfigMap(s)",
@@ -86,7 +87,7 @@ class Watcher(threading.Thread):
     def _watch(self, version: str) -> str:
         """Follow events from `version` until the server ends the watch; the version reached."""
         response = self._lister()(
-            *self._args(),
+            *self._scope_args(),
             label_selector=SELECTOR,
             resource_version=version,
             allow_watch_bookmarks=True,
@@ -95,6 +96,7 @@ class Watcher(threading.Thread):
             _preload_content=False,
             _request_timeout=(10, READ_TIMEOUT),
         )
+        response = _raw(response)
         status = getattr(response, "status", 200)
         if status == 410:
             response.release_conn()
@@ -104,7 +106,7 @@ class Watcher(threading.Thread):
             raise RuntimeError(f"watch answered {status}")
         try:
             for line in _lines(response):
-                if self.stop.is_set():
+                if self.stopping.is_set():
                     break
                 if not line.strip():
                     continue
@@ -124,6 +126,11 @@ class Watcher(threading.Thread):
             response.release_conn()
         self.store.synced(self.scope)  # the server ended the watch cleanly: nothing was missed
         return version
+
+
+def _raw(response: Any) -> Any:
+    """The urllib3 response (the client wraps it in a RESTResponse when content is not preloaded)."""
+    return getattr(response, "response", response)
 
 
 def _lines(response: Any) -> Any:
