@@ -10,18 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import http.client
 import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -34,7 +27,7 @@ import localcluster
 from helpers import wait_for
 from keyturn.keys.pem import load_private_pem
 from keyturn.keys.signing import sign
-from kubetools import ROOT, Kube, OperatorProcess, free_port
+from kubetools import JwksServer, Kube, OperatorProcess, Response
 
 pytestmark = pytest.mark.integration
 
@@ -42,94 +35,10 @@ ROTATION = {"interval": "30d", "publishAhead": "0s", "gracePeriod": "7d", "reten
 CAP = 600
 
 
-@dataclass
-class Response:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def max_age(self) -> int:
-        match = re.fullmatch(r"public, max-age=(\d+), must-revalidate", self.headers["cache-control"])
-        assert match, self.headers["cache-control"]
-        return int(match[1])
-
-
-@dataclass
-class JwksServer:
-    kubeconfig: Path
-    namespace: str
-    log_path: Path
-    port: int = 0
-    proc: subprocess.Popen[bytes] | None = None
-    args: list[str] = field(default_factory=list)
-
-    def start(self) -> None:
-        self.port = free_port()
-        with self.log_path.open("ab") as handle:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable, "-m", "keyturn", "serve-jwks",
-                    "--listen", f"127.0.0.1:{self.port}",
-                    "--namespace", self.namespace,
-                    "--kubeconfig", str(self.kubeconfig),
-                    "--max-age-cap", str(CAP),
-                    "--log-format", "json",
-                    *self.args,
-                ],
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "KUBECONFIG": str(self.kubeconfig)},
-                cwd=ROOT,
-                start_new_session=True,  # granian forks a worker: stop the whole group
-            )  # fmt: skip
-        wait_for(self._ready, 30, interval=0.05, message="serve-jwks /readyz")
-
-    def _ready(self) -> bool:
-        assert self.proc is not None
-        assert self.proc.poll() is None, f"serve-jwks exited:\n{self.log_path.read_text()[-3000:]}"
-        try:
-            return self.get("/readyz").status == 200
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-
-    def get(self, path: str, headers: dict[str, str] | None = None, method: str = "GET") -> Response:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-        try:
-            conn.request(method, path, headers=headers or {})
-            answer = conn.getresponse()
-            return Response(answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read())
-        finally:
-            conn.close()
-
-    def raw(self, request: bytes) -> bytes:
-        """A request as bytes on its own connection; the status line of the answer."""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
-            sock.sendall(request)
-            data = b""
-            while b"\r\n" not in data:
-                chunk = sock.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-        return data.split(b"\r\n", 1)[0]
-
-    def metrics(self) -> str:
-        return self.get("/metrics").body.decode()
-
-
 @pytest.fixture
 def server(cluster: localcluster.Cluster, namespace: str, tmp_path: Path) -> Iterator[JwksServer]:
-    proc = JwksServer(Path(cluster.kubeconfig), namespace, tmp_path / "jwks-server.log")
+    args = ["--namespace", namespace, "--max-age-cap", str(CAP), "--log-format", "json"]
+    proc = JwksServer(Path(cluster.kubeconfig), tmp_path / "jwks-server.log", args)
     proc.start()
     yield proc
     proc.stop()
