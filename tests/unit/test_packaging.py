@@ -220,18 +220,26 @@ def test_every_deploy_file_is_in_the_kustomization() -> None:
 
 
 def test_the_committed_deployment_runs_hardened_with_the_images_user() -> None:
-    (deployment,) = [o for o in deploy_objects() if o["kind"] == "Deployment"]
-    pod = deployment["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
-    ctx = container["securityContext"]
+    deployments = [o for o in deploy_objects() if o["kind"] == "Deployment"]
+    assert {d["metadata"]["name"] for d in deployments} == {"keyturn", "keyturn-jwks-server"}
     _, stages = parse_dockerfile()
     (user,) = stages[-1].all("USER")
-    assert ctx["runAsUser"] == pod["securityContext"]["runAsUser"] == int(user.split(":")[0])
-    assert ctx["runAsNonRoot"] is True and pod["securityContext"]["runAsNonRoot"] is True
-    assert ctx["readOnlyRootFilesystem"] is True
-    assert ctx["allowPrivilegeEscalation"] is False
-    assert ctx["capabilities"] == {"drop": ["ALL"]}
-    assert ctx["seccompProfile"] == {"type": "RuntimeDefault"}
+    for deployment in deployments:  # the operator and the JWKS server
+        pod = deployment["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        ctx = container["securityContext"]
+        assert ctx["runAsUser"] == pod["securityContext"]["runAsUser"] == int(user.split(":")[0])
+        assert ctx["runAsNonRoot"] is True and pod["securityContext"]["runAsNonRoot"] is True
+        assert ctx["readOnlyRootFilesystem"] is True
+        assert ctx["allowPrivilegeEscalation"] is False
+        assert ctx["capabilities"] == {"drop": ["ALL"]}
+        assert ctx["seccompProfile"] == {"type": "RuntimeDefault"}
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert "emptyDir" in volumes[mounts["/tmp"]]
+    (deployment,) = [d for d in deployments if d["metadata"]["name"] == "keyturn"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert "emptyDir" in volumes[mounts["/tmp"]]
@@ -249,14 +257,14 @@ def test_the_committed_deployment_runs_an_active_and_a_standby_replica() -> None
     """Two peered replicas (random priorities: one acts, one stands by), kept by a budget of one
     through node drains, and preferably on different nodes."""
     objs = deploy_objects()
-    (deployment,) = [o for o in objs if o["kind"] == "Deployment"]
+    (deployment,) = [o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"] == "keyturn"]
     assert deployment["spec"]["replicas"] == 2
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     peering = [a for a in container["args"] if a.startswith("--peering=")]
     assert peering == ["--peering=keyturn"] and "--standalone" not in container["args"]
     assert not [a for a in container["args"] if a.startswith("--priority")], "each replica draws its own"
-    (pdb,) = [o for o in objs if o["kind"] == "PodDisruptionBudget"]
+    (pdb,) = [o for o in objs if o["kind"] == "PodDisruptionBudget" and o["metadata"]["name"] == "keyturn"]
     assert pdb["metadata"]["namespace"] == deployment["metadata"]["namespace"]
     assert pdb["spec"] == {"minAvailable": 1, "selector": deployment["spec"]["selector"]}
     (spread,) = pod["topologySpreadConstraints"]
