@@ -113,10 +113,14 @@ def wrk(port: int, headers: dict[str, str], duration: int, connections: int) -> 
     }
 
 
-def start(argv: list[str], log: Path, ready: Any, **kw: Any) -> subprocess.Popen[bytes]:
+def start(argv: list[str], log: Path, ready: Any) -> subprocess.Popen[bytes]:
     with log.open("wb") as handle:
-        proc = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True, **kw)
-    wait(ready, 30, f"{argv[0]} ready", interval=0.05)
+        proc = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait(ready, 30, f"{argv[0]} ready (log: {log.read_text()[-2000:]})", interval=0.05)
+    except BaseException:
+        stop(proc)
+        raise
     return proc
 
 
@@ -149,6 +153,7 @@ def main() -> None:
     ensure_tools()
     with environment(NS) as (cluster, api), tempfile.TemporaryDirectory(prefix="jwks-bench-") as tmp:
         work = Path(tmp)
+        work.chmod(0o755)  # nginx's workers run as www-data: they must read the document
         custom = client.CustomObjectsApi(api)
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",

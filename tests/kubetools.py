@@ -330,7 +330,11 @@ class JwksServer:
                 cwd=ROOT,
                 start_new_session=True,  # granian forks a worker: stop the whole group
             )  # fmt: skip
-        wait_for(self._ready, 30, interval=0.05, message="serve-jwks /readyz")
+        try:
+            wait_for(self._ready, 30, interval=0.05, message="serve-jwks /readyz")
+        except BaseException:
+            self.stop()  # no server left behind by a test that could not start it
+            raise
 
     def _ready(self) -> bool:
         assert self.proc is not None
