@@ -100,8 +100,9 @@ class JwksApp:
         if published is None or representation is None:
             self._refuse(proto, 404, "no such keyset or issuer", head)
             return
+        validator = headers.get("if-none-match")
         try:
-            fresh = responses.etag_matches(headers.get("if-none-match"), representation.etags)
+            fresh = responses.etag_matches(validator, representation.etags)
         except responses.BadValidator as exc:
             self._refuse(proto, 400, str(exc), head, published.ref)
             return
@@ -111,7 +112,7 @@ class JwksApp:
         cache = ("cache-control", responses.cache_control(seconds))
         gzip = responses.accepts_gzip(headers.get("accept-encoding"))
         if fresh:
-            own = _matched(headers.get("if-none-match"), representation)
+            own = validator if validator in representation.etags else _matched(validator, representation)
             tag = own or (representation.gzip_etag if gzip else representation.etag)
             proto.response_empty(304, [("etag", tag), cache, VARY])
             self.stats.count(published.ref, 304, 0)
