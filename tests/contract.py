@@ -32,7 +32,7 @@ DESIGN_SPEC: dict[str, Any] = {
         ],
         "encryption": {"passphraseSecretRef": {"name": "jwt-key-passphrase", "key": "passphrase"}},
     },
-    "jwks": {"configMapName": "api-keys-jwks", "key": "jwks.json"},
+    "jwks": {"configMapName": "api-keys-jwks", "key": "jwks.json", "issuer": "https://auth.example.com"},
     "propagation": {
         "prometheus": {"address": "http://prometheus.monitoring:9090"},
         "query": 'count(jwt_keys_loaded{kid="$kid"}) / count(count by (instance) (jwt_keys_loaded))',

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -397,3 +399,94 @@ def template_annotations(workload: Any) -> dict[str, str]:
     """The pod template's annotations of a Deployment, StatefulSet or DaemonSet."""
     meta = workload.spec.template.metadata if workload.spec else None
     return dict((meta.annotations if meta else None) or {})
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def max_age(self) -> int:
+        match = re.fullmatch(r"public, max-age=(\d+), must-revalidate", self.headers["cache-control"])
+        assert match, self.headers["cache-control"]
+        return int(match[1])
+
+
+@dataclass
+class JwksServer:
+    """`python -m keyturn serve-jwks` as a child process on 127.0.0.1 and a free port.
+
+    `args` are those of `serve-jwks` (e.g. the chart's); --listen and --kubeconfig are replaced.
+    """
+
+    kubeconfig: Path
+    log_path: Path
+    args: list[str] = field(default_factory=list)
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.port = free_port()
+        kept = [a for a in self.args if a != "serve-jwks" and not a.startswith(("--listen", "--kubeconfig"))]
+        with self.log_path.open("ab") as handle:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable, "-m", "keyturn", "serve-jwks",
+                    f"--listen=127.0.0.1:{self.port}",
+                    f"--kubeconfig={self.kubeconfig}",
+                    *kept,
+                ],
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "KUBECONFIG": str(self.kubeconfig)},
+                cwd=ROOT,
+                start_new_session=True,  # granian forks a worker: stop the whole group
+            )  # fmt: skip
+        try:
+            wait_for(self._ready, 30, interval=0.05, message="serve-jwks /readyz")
+        except BaseException:
+            self.stop()  # no server left behind by a test that could not start it
+            raise
+
+    def _ready(self) -> bool:
+        assert self.proc is not None
+        assert self.proc.poll() is None, f"serve-jwks exited:\n{self.log_path.read_text()[-3000:]}"
+        try:
+            return self.get("/readyz").status == 200
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+
+    def get(self, path: str, headers: dict[str, str] | None = None, method: str = "GET") -> Response:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        try:
+            conn.request(method, path, headers=headers or {})
+            answer = conn.getresponse()
+            return Response(answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read())
+        finally:
+            conn.close()
+
+    def raw(self, request: bytes) -> bytes:
+        """A request as bytes on its own connection; the status line of the answer."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+            sock.sendall(request)
+            data = b""
+            while b"\r\n" not in data:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        return data.split(b"\r\n", 1)[0]
+
+    def metrics(self) -> str:
+        return self.get("/metrics").body.decode()

@@ -33,6 +33,7 @@ import render_deploy
 from helpers import wait_for
 from keyturn import cli
 from kubetools import (
+    JwksServer,
     Kube,
     OperatorProcess,
     deployment,
@@ -171,9 +172,17 @@ def grants(objs: list[dict[str, Any]], service_account: str) -> dict[str, set[Gr
     return out
 
 
+def operator_deployment(objs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The operator's Deployment (the chart also renders the JWKS server's)."""
+    return one([o for o in objs if "jwks-server" not in o["metadata"]["name"]], "Deployment")
+
+
+def jwks_server(objs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    return one([o for o in objs if o["metadata"]["name"].endswith("jwks-server")], kind)
+
+
 def container(objs: list[dict[str, Any]]) -> dict[str, Any]:
-    deployment = one(objs, "Deployment")
-    (main,) = deployment["spec"]["template"]["spec"]["containers"]
+    (main,) = operator_deployment(objs)["spec"]["template"]["spec"]["containers"]
     return dict(main)
 
 
@@ -287,22 +296,25 @@ def test_schema_refuses_bad_values(
 
 
 def pdbs(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [o for o in objs if o["kind"] == "PodDisruptionBudget"]
+    """The operator's PodDisruptionBudgets (the JWKS server has its own)."""
+    return [
+        o for o in objs if o["kind"] == "PodDisruptionBudget" and "jwks-server" not in o["metadata"]["name"]
+    ]
 
 
 @pytest.mark.parametrize("replicas", [2, 3])
 def test_several_replicas_get_a_disruption_budget_of_one(helm: Path, tmp_path: Path, replicas: int) -> None:
     objs = rendered(helm, tmp_path, {"replicas": replicas})
-    assert one(objs, "Deployment")["spec"]["replicas"] == replicas
+    assert operator_deployment(objs)["spec"]["replicas"] == replicas
     (pdb,) = pdbs(objs)
     assert pdb["apiVersion"] == "policy/v1"
-    assert pdb["spec"] == {"minAvailable": 1, "selector": one(objs, "Deployment")["spec"]["selector"]}
+    assert pdb["spec"] == {"minAvailable": 1, "selector": operator_deployment(objs)["spec"]["selector"]}
 
 
 def test_a_single_replica_gets_no_disruption_budget(helm: Path, tmp_path: Path) -> None:
     """A budget of one for a single Pod would block every node drain."""
     objs = rendered(helm, tmp_path, {"replicas": 1})
-    assert one(objs, "Deployment")["spec"]["replicas"] == 1
+    assert operator_deployment(objs)["spec"]["replicas"] == 1
     assert not pdbs(objs)
 
 
@@ -351,7 +363,7 @@ def test_the_lease_flags_and_its_role_name_the_same_lease(
 
 
 def test_replicas_prefer_different_nodes_unless_told_otherwise(helm: Path, tmp_path: Path) -> None:
-    pod = one(rendered(helm, tmp_path, {}), "Deployment")["spec"]["template"]["spec"]
+    pod = operator_deployment(rendered(helm, tmp_path, {}))["spec"]["template"]["spec"]
     assert pod["topologySpreadConstraints"] == [
         {
             "maxSkew": 1,
@@ -364,9 +376,9 @@ def test_replicas_prefer_different_nodes_unless_told_otherwise(helm: Path, tmp_p
         }
     ]
     own = [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule"}]
-    pod = one(rendered(helm, tmp_path, {"topologySpreadConstraints": own}), "Deployment")["spec"]["template"][
-        "spec"
-    ]
+    pod = operator_deployment(rendered(helm, tmp_path, {"topologySpreadConstraints": own}))["spec"][
+        "template"
+    ]["spec"]
     assert pod["topologySpreadConstraints"] == own
 
 
@@ -398,9 +410,9 @@ def test_default_values_render_a_cluster_wide_operator(helm: Path, tmp_path: Pat
         CLUSTER: NAMESPACED_GRANTS | CRD_GRANTS,
         "keyturn-system": lease_grants("keyturn"),  # a Role: the Lease is never granted cluster-wide
     }
-    deployment = one(objs, "Deployment")
+    deployment = operator_deployment(objs)
     assert deployment["spec"]["replicas"] == 2  # one acts (the Lease's holder), one stands by
-    assert one(objs, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+    assert one(objs, "PodDisruptionBudget", "keyturn")["spec"]["minAvailable"] == 1
     assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
     pod = deployment["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "keyturn"
@@ -430,7 +442,7 @@ def test_the_egress_network_policy_allows_dns_the_api_server_and_the_listed_rule
 ) -> None:
     objs = rendered(helm, tmp_path, EGRESS)
     policy = one(objs, "NetworkPolicy")
-    assert policy["spec"]["podSelector"] == one(objs, "Deployment")["spec"]["selector"]
+    assert policy["spec"]["podSelector"] == operator_deployment(objs)["spec"]["selector"]
     assert policy["spec"]["policyTypes"] == ["Egress"]  # ingress (metrics, probes) untouched
     dns, api_server, prometheus = policy["spec"]["egress"]
     assert dns["to"] == [
@@ -466,13 +478,19 @@ def test_the_api_server_accepts_the_network_policy(helm: Path, tmp_path: Path, k
 
 def test_namespaced_values_render_a_role_per_namespace(helm: Path, tmp_path: Path) -> None:
     objs = rendered(helm, tmp_path, NAMESPACED)
-    roles = [o for o in objs if o["kind"] == "Role"]
+    roles = [
+        o
+        for o in objs
+        if o["kind"] == "Role"
+        and o["metadata"]["name"].startswith("keyturn")
+        and "jwks" not in o["metadata"]["name"]
+    ]
     assert sorted((r["metadata"]["namespace"], r["metadata"]["name"]) for r in roles) == [
         ("keyturn-system", "keyturn-lease"),  # the operator's own namespace, watched or not
         ("team-a", "keyturn"),
         ("team-b", "keyturn"),
     ]
-    bindings = [o for o in objs if o["kind"] == "RoleBinding"]
+    bindings = [o for o in objs if o["kind"] == "RoleBinding" and "jwks" not in o["metadata"]["name"]]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["keyturn-system", "team-a", "team-b"]
     for b in bindings:
         assert b["subjects"] == [{"kind": "ServiceAccount", "name": "keyturn", "namespace": "keyturn-system"}]
@@ -520,6 +538,106 @@ def test_user_roles_aggregate_and_the_responder_can_only_raise_emergencies(
         {"apiGroups": ["keyturn.dev"], "resources": ["jwtkeysets"], "verbs": ["get", "list"]},
         {"apiGroups": ["keyturn.dev"], "resources": ["jwtkeysets/status"], "verbs": ["get", "patch"]},
     ]
+
+
+# ------------------------------------------------------------------------------------ the JWKS server
+
+JWKS_GRANTS = {("", "configmaps", v, "") for v in ("get", "list", "watch")}
+
+
+def test_the_jwks_server_renders_hardened_with_probes_and_a_budget(helm: Path, tmp_path: Path) -> None:
+    objs = rendered(helm, tmp_path, {})
+    deployment = jwks_server(objs, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "keyturn-jwks-server"
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 65532
+    (main,) = pod["containers"]
+    assert main["securityContext"]["readOnlyRootFilesystem"] is True
+    assert main["securityContext"]["allowPrivilegeEscalation"] is False
+    assert main["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert main["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert main["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert main["args"] == [
+        "serve-jwks",
+        "--listen=0.0.0.0:8080",
+        "--max-age-cap=3600",
+        "--workers=1",
+        "--log-format=json",
+    ]
+    parsed = cli.parser().parse_args(main["args"])
+    listen = ("0.0.0.0", 8080)  # noqa: S104 - the chart's address in the Pod, parsed
+    assert (parsed.command, parsed.listen, parsed.namespace) == ("serve-jwks", listen, [])
+    selector = deployment["spec"]["selector"]
+    assert jwks_server(objs, "PodDisruptionBudget")["spec"] == {"minAvailable": 1, "selector": selector}
+    service = jwks_server(objs, "Service")
+    assert service["spec"]["selector"] == selector["matchLabels"]
+    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+    # No selector of the operator's matches the JWKS server's Pods (nor the other way round).
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    for obj in (operator_deployment(objs), one(objs, "PodDisruptionBudget", "keyturn")):
+        wanted = obj["spec"]["selector"]["matchLabels"]
+        assert not all(pod_labels.get(k) == v for k, v in wanted.items()), obj["metadata"]["name"]
+    assert not [o for o in objs if o["kind"] == "Ingress"]
+    single = rendered(helm, tmp_path, {"jwksServer": {"replicas": 1}})
+    assert not [o for o in single if o["kind"] == "PodDisruptionBudget" and "jwks" in o["metadata"]["name"]]
+    off = rendered(helm, tmp_path, {"jwksServer": {"enabled": False}})
+    assert not [o for o in off if "jwks-server" in o["metadata"]["name"]]
+
+
+@pytest.mark.parametrize("values", [{}, NAMESPACED], ids=["default", "namespaced"])
+def test_the_jwks_server_may_only_read_configmaps(helm: Path, tmp_path: Path, values: dict[str, Any]) -> None:
+    objs = rendered(helm, tmp_path, values)
+    granted = grants(objs, "keyturn-jwks-server")  # by the binding's namespace (or CLUSTER)
+    assert granted and all(g == JWKS_GRANTS for g in granted.values())  # ConfigMaps, read only
+    roles = [
+        o
+        for o in objs
+        if o["kind"] in ("Role", "ClusterRole") and o["metadata"]["name"] == "keyturn-jwks-server"
+    ]
+    if values:
+        assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+        assert {r["kind"] for r in roles} == {"Role"}
+        args = jwks_server(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert "--namespace=team-a" in args and "--namespace=team-b" in args
+        assert cli.parser().parse_args(args).namespace == ["team-a", "team-b"]
+    else:
+        assert [r["kind"] for r in roles] == ["ClusterRole"]
+
+
+def test_the_jwks_server_ingress_lists_the_issuers_hosts(helm: Path, tmp_path: Path) -> None:
+    ingress_values = {
+        "enabled": True,
+        "className": "nginx",
+        "hosts": ["auth.example.com", "login.example.org"],
+        "tls": [{"hosts": ["auth.example.com"], "secretName": "auth-tls"}],
+    }
+    ingress = one(rendered(helm, tmp_path, {"jwksServer": {"ingress": ingress_values}}), "Ingress")
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert ingress["spec"]["tls"] == ingress_values["tls"]
+    assert [r["host"] for r in ingress["spec"]["rules"]] == ingress_values["hosts"]
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]
+    assert backend["backend"]["service"] == {"name": "keyturn-jwks-server", "port": {"name": "http"}}
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        ({"jwksServer": {"replicas": "two"}}, "/jwksServer/replicas"),
+        ({"jwksServer": {"maxAgeCap": 0}}, "/jwksServer/maxAgeCap"),
+        ({"jwksServer": {"workers": 0}}, "/jwksServer/workers"),
+        ({"jwksServer": {"ingress": {"hosts": ["https://auth.example.com"]}}}, "/jwksServer/ingress/hosts/0"),
+        ({"jwksServer": {"prot": 1}}, "additional properties 'prot' not allowed"),
+    ],
+    ids=lambda v: json.dumps(v) if isinstance(v, dict) else "",
+)
+def test_the_schema_refuses_bad_jwks_server_values(
+    helm: Path, tmp_path: Path, values: dict[str, Any], complaint: str
+) -> None:
+    result = template(helm, tmp_path, values)
+    assert result.returncode != 0
+    assert SCHEMA_ERROR in result.stderr
+    assert complaint in result.stderr
 
 
 def test_deploy_is_the_charts_default_render(helm: Path) -> None:
@@ -775,7 +893,7 @@ def scale_to_zero(api: ApiClient, namespace: str, release: str, deployment: str)
     test's process is the only operator: it would otherwise stand by while one of them holds the Lease."""
     client.AppsV1Api(api).patch_namespaced_deployment_scale(deployment, namespace, {"spec": {"replicas": 0}})
     core = client.CoreV1Api(api)
-    selector = f"app.kubernetes.io/instance={release}"
+    selector = f"app.kubernetes.io/name=keyturn,app.kubernetes.io/instance={release}"
     wait_for(
         lambda: not core.list_namespaced_pod(namespace, label_selector=selector).items,
         90,
@@ -957,6 +1075,43 @@ def test_the_operator_rotates_with_nothing_but_the_charts_service_account(
             log = operator.log_text()
             assert not forbidden_lines(log, watched), "\n".join(forbidden_lines(log, watched)[:20])
             assert lease_holder(api, namespace, fullname) == "", "a clean stop releases the Lease"
+            _serve_with_the_jwks_servers_account(api, cluster, namespace, watched, manifest, tmp_path)
+
+
+def _serve_with_the_jwks_servers_account(
+    api: ApiClient,
+    cluster: localcluster.Cluster,
+    namespace: str,
+    watched: str,
+    manifest: list[dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    """The JWKS server, run with the chart's args and nothing but its ServiceAccount's token, serves
+    the keyset's (retained) JWKS; that account may read ConfigMaps and nothing else."""
+    deployment = jwks_server(manifest, "Deployment")
+    account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+    user = f"system:serviceaccount:{namespace}:{account}"
+    cluster_wide = any(o["kind"] == "ClusterRole" and o["metadata"]["name"] == account for o in manifest)
+    wait_for(lambda: all(allowed(api, user, g, watched) for g in JWKS_GRANTS), 30, message=f"{user} grants")
+    for verb in ("get", "list", "watch"):
+        assert not allowed(api, user, ("", "secrets", verb, ""), watched), verb
+    assert not allowed(api, user, ("", "configmaps", "update", ""), watched)
+    assert not allowed(api, user, ("keyturn.dev", "jwtkeysets", "get", ""), watched)
+    if not cluster_wide:  # namespaced: the ConfigMaps of the watched namespaces only
+        assert not allowed(api, user, ("", "configmaps", "list", ""), None)
+    server = JwksServer(
+        token_kubeconfig(api, Path(cluster.kubeconfig), namespace, account, tmp_path / "jwks.kubeconfig"),
+        tmp_path / "jwks-server.log",
+        deployment["spec"]["template"]["spec"]["containers"][0]["args"],
+    )
+    server.start()
+    try:
+        stored = client.CoreV1Api(api).read_namespaced_config_map("keys-jwks", watched).data or {}
+        answer = server.get(f"/{watched}/keys/.well-known/jwks.json")
+        assert (answer.status, answer.body) == (200, stored["jwks.json"].encode())
+    finally:
+        server.stop()
+    assert not forbidden_lines(server.log_path.read_text(), watched)
 
 
 def _rotate_and_roll(api: ApiClient, watched: str) -> None:

@@ -539,6 +539,32 @@ INVALID: list[Any] = [
     ),
     # suspend
     pytest.param({"suspend": "yes"}, "must be of type boolean", id="suspend-string"),
+    # jwks.issuer
+    *(
+        pytest.param({"jwks": {"issuer": issuer}}, "jwks.issuer must be an https URL", id=f"issuer-{why}")
+        for why, issuer in (
+            ("http", "http://auth.example.com"),
+            ("userinfo", "https://user@auth.example.com"),
+            ("query", "https://auth.example.com/?tenant=a"),
+            ("fragment", "https://auth.example.com/#a"),
+            ("percent", "https://auth.example.com/%2e%2e"),
+            ("double-slash", "https://auth.example.com//a"),
+            ("no-host", "https:///a"),
+        )
+    ),
+    pytest.param(
+        {"jwks": {"issuer": "https://auth.example.com/a/../b"}},
+        "jwks.issuer must not contain '.' or '..' path segments",
+        id="issuer-dot-segments",
+    ),
+    pytest.param(
+        {"jwks": {"issuer": "https://a.example.com/" + "a" * 240}}, "Too long", id="issuer-too-long"
+    ),
+    pytest.param(
+        {"algorithm": "HS256", "jwks": {"issuer": "https://auth.example.com"}},
+        "jwks.issuer is not for HMAC (HS*) keysets",
+        id="issuer-on-hmac",
+    ),
 ]
 
 
@@ -693,6 +719,10 @@ VALID: list[Any] = [
             "suspend": True,
         },
         id="revokedKids-suspend",
+    ),
+    pytest.param({"jwks": {"issuer": "https://auth.example.com"}}, id="issuer-host"),
+    pytest.param(
+        {"jwks": {"issuer": "https://Auth.Example.com:8443/tenants/a_1.v2/"}}, id="issuer-port-path"
     ),
 ]
 

@@ -106,3 +106,38 @@ none: given exact namespaces, the operator turns kopf's scanning (of CRDs and Na
   resources: [customresourcedefinitions]
   verbs: [list, watch]
 {{- end }}
+
+{{/* The JWKS server (`keyturn serve-jwks`): its own name label, so that no selector of the
+operator's (Deployment, PodDisruptionBudget, Service, NetworkPolicy) ever matches its Pods. */}}
+{{- define "keyturn.jwksServer.fullname" -}}
+{{- printf "%s-jwks-server" (include "keyturn.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "keyturn.jwksServer.selectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-jwks-server" (include "keyturn.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: jwks-server
+{{- end }}
+
+{{- define "keyturn.jwksServer.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "keyturn.jwksServer.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: keyturn
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "keyturn.jwksServer.serviceAccountName" -}}
+{{- if .Values.jwksServer.serviceAccount.create }}
+{{- default (include "keyturn.jwksServer.fullname" .) .Values.jwksServer.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.jwksServer.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* All the JWKS server may do: read the ConfigMaps it serves. No Secrets, no JwtKeySets. */}}
+{{- define "keyturn.jwksServer.rules" -}}
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, list, watch]
+{{- end }}

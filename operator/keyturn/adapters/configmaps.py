@@ -11,7 +11,7 @@ from kubernetes.client.exceptions import ApiException
 from keyturn.adapters.kube import Conflict, get_or_none, is_status
 from keyturn.adapters.kube import write as owned_write
 from keyturn.adapters.secrets import owner_refs
-from keyturn.domain.annotations import KEYSET_LABEL, MANAGED_BY
+from keyturn.domain.annotations import JWKS_ANNOTATIONS, KEYSET_LABEL, MANAGED_BY
 from keyturn.domain.inputs import ConfigMapSnapshot
 
 __all__ = ["ConfigMapSnapshot", "ConfigMaps"]
@@ -32,6 +32,7 @@ class ConfigMaps:
             labels=dict(meta.labels or {}),
             owner_uids=tuple(o.uid for o in meta.owner_references or ()),
             resource_version=str(meta.resource_version),
+            annotations=dict(meta.annotations or {}),
         )
 
     async def write(
@@ -42,12 +43,20 @@ class ConfigMaps:
         keyset: str,
         owner: Mapping[str, Any] | None,
         previous: ConfigMapSnapshot | None,
+        *,
+        annotations: Mapping[str, str],
     ) -> None:
+        """Replace the ConfigMap whole: the document, Keyturn's labels and its annotations for the JWKS
+        server (others' annotations are kept; Keyturn's absent ones are removed)."""
+        kept = {
+            k: v for k, v in (previous.annotations if previous else {}).items() if k not in JWKS_ANNOTATIONS
+        }
         body = client.V1ConfigMap(
             metadata=client.V1ObjectMeta(
                 name=name,
                 namespace=namespace,
                 labels={**(previous.labels if previous else {}), **MANAGED_BY, KEYSET_LABEL: keyset},
+                annotations={**kept, **annotations} or None,
                 owner_references=owner_refs(owner),
                 resource_version=previous.resource_version if previous else None,
             ),

@@ -18,7 +18,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser().print_help(sys.stderr)
         return 2
     command = COMMANDS[args.command]
-    if args.command == "run":  # the operator logs its own errors
+    if args.command in ("run", "serve-jwks"):  # the servers log their own errors
         return command(args)
     try:
         return int(command(args))

@@ -49,6 +49,21 @@ def _duration(text: str) -> str:
     return text
 
 
+def _listen(text: str) -> tuple[str, int]:
+    """--listen HOST:PORT (an IPv6 host in brackets: [::]:8080)."""
+    host, sep, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT, e.g. 0.0.0.0:8080")
+    return host, int(port)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
 def parse_timeout(text: str) -> float:
     """--timeout: seconds (`90`, `2.5`) or a duration (`90s`, `2m`, `1h`)."""
     try:
@@ -178,6 +193,49 @@ def parser() -> argparse.ArgumentParser:
         "$KEYTURN_EGRESS_ALLOW, else any host but link-local addresses)",
     )
 
+    serve = sub.add_parser(
+        "serve-jwks",
+        help="serve the JWKS ConfigMaps over HTTP, with discovery and cache headers (docs/jwks-server.md)",
+        description="Serve every JWKS ConfigMap Keyturn manages from memory, watched (uses in-cluster\n"
+        "credentials or KUBECONFIG): /<namespace>/<keyset>/.well-known/jwks.json, and under\n"
+        "spec.jwks.issuer <issuer>/.well-known/jwks.json and .../openid-configuration. Plain HTTP\n"
+        "(TLS is the Ingress's); /healthz, /readyz and /metrics on the same port. Needs get, list\n"
+        "and watch on configmaps.",
+        formatter_class=formatter,
+    )
+    serve.add_argument(
+        "--listen",
+        type=_listen,
+        default="0.0.0.0:8080",
+        metavar="HOST:PORT",
+        help="address to serve on (default 0.0.0.0:8080)",
+    )
+    serve.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        help="serve only this namespace's keysets (repeatable; default: all namespaces)",
+    )
+    serve.add_argument(
+        "--kubeconfig", metavar="FILE", default=None, help="kubeconfig file (default: in-cluster)"
+    )
+    serve.add_argument(
+        "--max-age-cap",
+        type=_positive,
+        default=3600,
+        metavar="SECONDS",
+        help="the longest Cache-Control max-age ever sent (default 3600)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="server processes, each with its own watch, sharing the port (default 1)",
+    )
+    serve.add_argument("--log-format", choices=("text", "json"), default="text")
+    serve.add_argument("-v", "--verbose", action="store_true")
+
     def command(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
         cmd = sub.add_parser(
             name, help=help_text, description=description, epilog=EXIT_CODE_HELP, formatter_class=formatter
@@ -294,9 +352,12 @@ def parser() -> argparse.ArgumentParser:
 def _merge_global_options(top: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Options may come before or after the command; after wins. `run` takes none of them."""
     given_before = [name for name in GLOBAL_OPTIONS if hasattr(args, f"top_{name}")]
-    if args.command == "run":
+    if args.command in ("run", "serve-jwks"):
         if given_before:
-            top.error(f"run does not take --{given_before[0]} before it; use `run --namespace NS`")
+            top.error(
+                f"{args.command} does not take --{given_before[0]} before it; use "
+                f"`{args.command} --namespace NS`"
+            )
         return
     for name in GLOBAL_OPTIONS:
         if not hasattr(args, name):

@@ -27,6 +27,17 @@ KEYSET_LABEL: Final = "keyturn.dev/keyset"
 # On both too: Keyturn watches the Secrets and ConfigMaps that carry it.
 MANAGED_BY: Final[Mapping[str, str]] = {"app.kubernetes.io/managed-by": "keyturn"}
 
+# ------------------------------------------------------ on the JWKS ConfigMap, for `keyturn serve-jwks`
+# What the JWKS server needs besides the document, so that it needs no planner and no JwtKeySet access.
+# spec.jwks.issuer, when set (and not claimed by an older keyset).
+ISSUER_ANNOTATION: Final = "keyturn.dev/issuer"
+# RFC 3339 UTC instant at which the published document is next due to change (absent: nothing is
+# scheduled); HTTP max-age never reaches past it.
+NEXT_CHANGE_ANNOTATION: Final = "keyturn.dev/next-change"
+# tokens.verifierCacheTTL in whole seconds, when set: HTTP max-age never exceeds it.
+CACHE_TTL_ANNOTATION: Final = "keyturn.dev/cache-ttl"
+JWKS_ANNOTATIONS: Final = (ISSUER_ANNOTATION, NEXT_CHANGE_ANNOTATION, CACHE_TTL_ANNOTATION)
+
 # ---------------------------------- on a target workload (Deployment, StatefulSet, DaemonSet), by people
 # The keyset(s) whose keys the Deployment loads (comma-separated).
 KEYSET_ANNOTATION: Final = "keyturn.dev/keyset"

@@ -48,6 +48,7 @@ class ConfigMapSnapshot:
     labels: Mapping[str, str]
     owner_uids: tuple[str, ...]
     resource_version: str
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -97,3 +98,5 @@ class Inputs:
     degraded: tuple[Violation, ...] = ()
     # The status as read, for the emergency request already acknowledged there.
     status: Mapping[str, object] = field(default_factory=dict, repr=False)
+    # Another keyset (namespace/name) that claimed spec.jwks.issuer first, when there is one.
+    issuer_rival: str | None = None

@@ -133,6 +133,17 @@ def jwks_is_ours(inputs: Inputs) -> Iterator[Violation]:
         )
 
 
+def issuer_unique(inputs: Inputs) -> Iterator[Violation]:
+    spec = inputs.spec
+    if spec is not None and spec.jwks_issuer is not None and inputs.issuer_rival is not None:
+        yield Violation.of(
+            Reason.ISSUER_CONFLICT,
+            f"spec.jwks.issuer {spec.jwks_issuer} is already claimed by JwtKeySet {inputs.issuer_rival}, "
+            "created before this one; an issuer names one key set: set another issuer (or remove it) "
+            "on one of the two. Revocations still run; the JWKS is published without the issuer",
+        )
+
+
 def passphrase_present(inputs: Inputs) -> Iterator[Violation]:
     if isinstance(inputs.passphrase, Violation):
         yield inputs.passphrase
@@ -180,6 +191,7 @@ CHECKS: tuple[Check, ...] = (
     items_are_text,
     material_present,
     jwks_is_ours,
+    issuer_unique,
     passphrase_present,
     kid_template_numbered,
     timings,

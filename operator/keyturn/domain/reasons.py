@@ -55,6 +55,7 @@ class Reason(StrEnum):
     PASSPHRASE_MISSING = "PassphraseMissing"
     SECRET_CONFLICT = "SecretConflict"
     JWKS_CONFLICT = "JwksConflict"
+    ISSUER_CONFLICT = "IssuerConflict"
     SECRET_CORRUPT = "SecretCorrupt"
     KEY_GENERATION_FAILED = "KeyGenerationFailed"
     SECRET_LOST = "SecretLost"
@@ -89,6 +90,7 @@ SCOPES: Final[Mapping[Reason, Scope]] = {
     Reason.RETENTION_TOO_SHORT: Scope.ROTATIONS,
     Reason.UNKNOWN_KID: Scope.ROTATIONS,
     Reason.JWKS_CONFLICT: Scope.ROTATIONS,
+    Reason.ISSUER_CONFLICT: Scope.ROTATIONS,
 }
 
 # Problems fixed outside the JwtKeySet, which no watch event reports: looked at again this often.
@@ -96,6 +98,8 @@ RECHECK: Final[Mapping[Reason, timedelta]] = {
     Reason.PASSPHRASE_MISSING: timedelta(seconds=10),
     Reason.SECRET_CONFLICT: timedelta(seconds=10),
     Reason.JWKS_CONFLICT: timedelta(seconds=10),
+    # The older keyset may let the issuer go (edited or deleted); its events also wake this one.
+    Reason.ISSUER_CONFLICT: timedelta(seconds=30),
     Reason.SECRET_CORRUPT: timedelta(seconds=10),
     Reason.READ_FAILED: timedelta(seconds=10),
     # A failed key generation (e.g. a kid template that cannot yield a new kid) is retried this often.

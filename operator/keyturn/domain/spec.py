@@ -188,6 +188,8 @@ class Spec:
     revoked: tuple[Revocation, ...] = field(default=())
     suspend: bool = False
     propagation: PropagationSpec | None = None
+    # spec.jwks.issuer, as written (domain.issuer parses it); asymmetric keysets only.
+    jwks_issuer: str | None = None
 
     @property
     def symmetric(self) -> bool:

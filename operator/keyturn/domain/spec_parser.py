@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from keyturn.domain.cron import cron_problem
 from keyturn.domain.durations import MAX_DURATION, format_duration, parse_duration
+from keyturn.domain.issuer import IssuerError, parse_issuer
 from keyturn.domain.propagation import template_problem
 from keyturn.domain.spec import (
     ALGORITHMS,
@@ -230,6 +231,7 @@ def parse_spec(name: str, namespace: str, raw: object) -> Spec:
 
     jwks = spec.obj("jwks")
     analysis = _analysis(spec.obj("analysis"))
+    issuer = _issuer(jwks, algorithm)
     return Spec(
         name=name,
         namespace=namespace,
@@ -253,7 +255,24 @@ def parse_spec(name: str, namespace: str, raw: object) -> Spec:
         propagation=(
             None if spec.raw.get("propagation") is None else _propagation(spec.obj("propagation"), analysis)
         ),
+        jwks_issuer=issuer,
     )
+
+
+def _issuer(jwks: _Object, algorithm: str) -> str | None:
+    text = jwks.string("issuer")
+    if text is None:
+        return None
+    if algorithm in HMAC_ALGORITHMS:
+        raise SpecError(
+            f"{jwks.at('issuer')}: HMAC keysets ({algorithm}) publish no JWKS, so there is nothing to "
+            "serve under an issuer; remove the field"
+        )
+    try:
+        parse_issuer(text)
+    except IssuerError as exc:
+        raise SpecError(f"{jwks.at('issuer')}: {exc}") from None
+    return text
 
 
 def _rotation(raw: _Object) -> Rotation:

@@ -15,7 +15,8 @@ from typing import Any
 
 from keyturn.adapters.keysets import owner_reference
 from keyturn.adapters.secrets import SecretWrite
-from keyturn.domain import jwks, record
+from keyturn.domain import jwks, publication, record
+from keyturn.domain.annotations import JWKS_ANNOTATIONS
 from keyturn.domain.inputs import ConfigMapSnapshot, SecretSnapshot
 from keyturn.domain.layout import kid_of_material_item, material_item
 from keyturn.domain.model import FreshKey, Ring
@@ -104,22 +105,37 @@ class Writer:
         return True
 
     async def write_jwks(
-        self, obj: Mapping[str, Any], spec: Spec, ring: Ring, current: ConfigMapSnapshot | None
+        self,
+        obj: Mapping[str, Any],
+        spec: Spec,
+        ring: Ring,
+        current: ConfigMapSnapshot | None,
+        *,
+        issuer: str | None = None,
     ) -> bool:
-        """Publish the verifying keys if the ConfigMap differs; True when it was written."""
+        """Publish the verifying keys, and what the JWKS server reads with them, if the ConfigMap
+        differs; True when it was written. `issuer` is the one to publish under (None: none)."""
         if spec.symmetric:
             return False  # an HMAC key is never published; verifiers read it from the Secret
         owner = _owner(obj, spec)
         owner_uids = (owner["uid"],) if owner else ()
         text = jwks.render(jwks.build(ring))
+        annotations = publication.jwks_annotations(spec, ring, issuer=issuer)
         if (
             current is not None
             and dict(current.data) == {spec.jwks_key: text}
             and current.owner_uids == owner_uids
+            and {k: v for k, v in current.annotations.items() if k in JWKS_ANNOTATIONS} == annotations
         ):
             return False
         await self.configmaps.write(
-            spec.namespace, spec.jwks_config_map, {spec.jwks_key: text}, spec.name, owner, current
+            spec.namespace,
+            spec.jwks_config_map,
+            {spec.jwks_key: text},
+            spec.name,
+            owner,
+            current,
+            annotations=annotations,
         )
         log.info(
             "jwks published",

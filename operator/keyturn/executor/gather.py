@@ -23,7 +23,14 @@ from keyturn.domain.requests import Requests, read_requests, read_revocations
 from keyturn.domain.salvage import acting_spec
 from keyturn.domain.spec import Spec, SpecError
 from keyturn.domain.spec_parser import parse_spec
-from keyturn.executor.ports import ConfigMapPort, KeysetPort, PropagationPort, RolloutPort, SecretPort
+from keyturn.executor.ports import (
+    ConfigMapPort,
+    IssuerPort,
+    KeysetPort,
+    PropagationPort,
+    RolloutPort,
+    SecretPort,
+)
 from keyturn.keys.secret_data import material_problems
 from keyturn.propagation import EMERGENCY_TIMEOUT, QUERY_TIMEOUT
 from keyturn.rollout import RolloutResult
@@ -48,12 +55,14 @@ class Gatherer:
         configmaps: ConfigMapPort,
         rollouts: RolloutPort,
         propagation: PropagationPort,
+        issuers: IssuerPort,
     ) -> None:
         self.keysets = keysets
         self.secrets = secrets
         self.configmaps = configmaps
         self.rollouts = rollouts
         self.propagation = propagation
+        self.issuers = issuers
 
     async def gather(self, namespace: str, name: str, now: datetime) -> Gathered | None:
         """None when the keyset is gone or being deleted."""
@@ -91,6 +100,10 @@ class Gatherer:
             rollout, degraded, shares = await self._observe_and_ask(obj, spec, acting, ring, requests, now)
         observations = _observations(rollout, shares)
         status = obj.get("status")
+        rival = None
+        if spec is not None and spec.jwks_issuer is not None:
+            created = str(_mapping(obj.get("metadata")).get("creationTimestamp") or "")
+            rival = self.issuers.rival(spec.jwks_issuer, namespace, name, created)
         inputs = Inputs(
             namespace=namespace,
             name=name,
@@ -107,6 +120,7 @@ class Gatherer:
             observations=observations,
             degraded=degraded,
             status=status if isinstance(status, Mapping) else {},
+            issuer_rival=rival,
         )
         return Gathered(obj, inputs, rollout)
 

@@ -44,7 +44,17 @@ class ConfigMapPort(Protocol):
         keyset: str,
         owner: Mapping[str, Any] | None,
         previous: ConfigMapSnapshot | None,
+        *,
+        annotations: Mapping[str, str],
     ) -> None: ...
+
+
+class IssuerPort(Protocol):
+    """Who else claims an issuer: the keysets the operator watches, as its JwtKeySet events told."""
+
+    def rival(self, issuer: str, namespace: str, name: str, created: str) -> str | None:
+        """The keyset ("namespace/name") that claimed `issuer` before this one, if any."""
+        ...
 
 
 class EventPort(Protocol):

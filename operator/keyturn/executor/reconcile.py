@@ -38,10 +38,12 @@ from keyturn.domain.schedule import earliest
 from keyturn.domain.spec import Spec
 from keyturn.executor.apply import Writer, fresh_keys
 from keyturn.executor.gather import Gathered, Gatherer
+from keyturn.executor.issuers import IssuerIndex
 from keyturn.executor.ports import (
     Clock,
     ConfigMapPort,
     EventPort,
+    IssuerPort,
     KeysetPort,
     PropagationPort,
     RolloutPort,
@@ -87,19 +89,25 @@ class Executor:
         propagation: PropagationPort | None = None,
         clock: Clock = utcnow,
         jitter: Callable[[], float] = spread,
+        issuers: IssuerPort | None = None,
     ) -> None:
         self.clock = clock
         self.jitter = jitter
         self.propagation = propagation if propagation is not None else PropagationGate()
-        self.gatherer = Gatherer(keysets, secrets, configmaps, rollouts, self.propagation)
+        # Without an index (unit tests), no other keyset is known to claim an issuer.
+        self.issuers = issuers if issuers is not None else IssuerIndex()
+        self.gatherer = Gatherer(keysets, secrets, configmaps, rollouts, self.propagation, self.issuers)
         self.writer = Writer(secrets, configmaps)
         self.reporter = Reporter(keysets, events)
         self.rollouts = rollouts
 
     @classmethod
-    def from_api(cls, api: Any, rollouts: RolloutPort | None = None) -> Executor:
+    def from_api(
+        cls, api: Any, rollouts: RolloutPort | None = None, issuers: IssuerPort | None = None
+    ) -> Executor:
         """The executor on the real adapters of one API client."""
         return cls(
+            issuers=issuers,
             keysets=Keysets(api),
             secrets=Secrets(api),
             configmaps=ConfigMaps(api),
@@ -179,7 +187,9 @@ class Executor:
             failpoints.hit("after-secret-write")
         if verdict.jwks_writable:
             jwks = inputs.jwks if isinstance(inputs.jwks, ConfigMapSnapshot) else None
-            await self.writer.write_jwks(gathered.obj, spec, the_plan.ring, jwks)
+            # Published under its issuer only when the spec parses and no older keyset claims it.
+            issuer = inputs.spec.jwks_issuer if inputs.spec and inputs.issuer_rival is None else None
+            await self.writer.write_jwks(gathered.obj, spec, the_plan.ring, jwks, issuer=issuer)
         await self._notices(gathered, inputs, the_plan, secret)
         metrics.record_plan(namespace, name, ring, the_plan, spec)
         shares = inputs.observations.propagation

@@ -35,6 +35,7 @@ from keyturn.domain.egress import EgressPolicy
 from keyturn.domain.requests import urgent
 from keyturn.domain.targets import WorkloadKind
 from keyturn.executor import Executor, utcnow
+from keyturn.executor.issuers import IssuerIndex, issuer_of
 from keyturn.rollout import Rollouts
 from keyturn.runtime.leader import LeaderElector, LeaseTiming
 from keyturn.runtime.scheduler import Key, Lane, Scheduler
@@ -78,7 +79,10 @@ class Engine:
         self.keysets = Keysets(api, cached=True)
         self.index = WorkloadIndex()
         self.workloads = Workloads(api)
+        # spec.jwks.issuer of every keyset seen, so that a second claim of one issuer is Stalled.
+        self.issuers = IssuerIndex()
         self.executor = Executor(
+            issuers=self.issuers,
             keysets=self.keysets,
             secrets=Secrets(api),
             configmaps=ConfigMaps(api),
@@ -160,6 +164,15 @@ class Engine:
     # ------------------------------------------------------------------------------ the watch
     def keyset_event(self, event: str | None, body: Mapping[str, Any]) -> None:
         key = _key(body)
+        meta = body.get("metadata") or {}
+        if event == "DELETED":
+            rivals = self.issuers.forget(*key)
+        else:
+            rivals = self.issuers.update(
+                *key, issuer_of(body.get("spec")), str(meta.get("creationTimestamp") or "")
+            )
+        for rival in rivals:  # a claim changed: they may hold, or lose, the issuer now
+            self.scheduler.wake(rival, Lane.CHANGE)
         if event == "DELETED":
             self.keysets.forget(*key)
             self.scheduler.forget(key)

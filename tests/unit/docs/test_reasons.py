@@ -36,8 +36,8 @@ def test_the_table_names_the_module_that_defines_the_reasons() -> None:
     assert f"`operator/keyturn/{Reason.__module__.removeprefix('keyturn.').replace('.', '/')}.py`" in text
 
 
-AGAIN = re.compile(r"(?:checked|tried) again every (10 s|minute)", re.IGNORECASE)
-SPOKEN = {"10 s": timedelta(seconds=10), "minute": timedelta(minutes=1)}
+AGAIN = re.compile(r"(?:checked|tried) again every (10 s|30 s|minute)", re.IGNORECASE)
+SPOKEN = {"10 s": timedelta(seconds=10), "30 s": timedelta(seconds=30), "minute": timedelta(minutes=1)}
 
 
 def test_the_rechecks_the_rows_promise_are_the_code_s() -> None:

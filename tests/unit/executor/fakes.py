@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from keyturn.adapters.secrets import SecretWrite
-from keyturn.domain.annotations import KEYSET_LABEL, MANAGED_BY, STATE_ANNOTATION
+from keyturn.domain.annotations import JWKS_ANNOTATIONS, KEYSET_LABEL, MANAGED_BY, STATE_ANNOTATION
 from keyturn.domain.inputs import ConfigMapSnapshot, SecretSnapshot
 from keyturn.domain.model import Ring
 from keyturn.domain.propagation import Share
@@ -129,12 +129,17 @@ class FakeConfigMaps:
         keyset: str,
         owner: Mapping[str, Any] | None,
         previous: ConfigMapSnapshot | None,
+        *,
+        annotations: Mapping[str, str],
     ) -> None:
         self.writes.append(dict(data))
         self.version += 1
         labels = {**(previous.labels if previous else {}), **MANAGED_BY, KEYSET_LABEL: keyset}
+        kept = {
+            k: v for k, v in (previous.annotations if previous else {}).items() if k not in JWKS_ANNOTATIONS
+        }
         self.maps[(namespace, name)] = ConfigMapSnapshot(
-            dict(data), labels, (owner["uid"],) if owner else (), str(self.version)
+            dict(data), labels, (owner["uid"],) if owner else (), str(self.version), {**kept, **annotations}
         )
 
 

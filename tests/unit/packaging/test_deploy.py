@@ -36,7 +36,9 @@ def test_every_deploy_file_is_in_the_kustomization() -> None:
 
 
 def test_the_committed_deployment_runs_hardened_with_the_images_user() -> None:
-    (deployment,) = [o for o in deploy_objects() if o["kind"] == "Deployment"]
+    (deployment,) = [
+        o for o in deploy_objects() if o["kind"] == "Deployment" and "jwks" not in o["metadata"]["name"]
+    ]
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     ctx = container["securityContext"]
@@ -65,7 +67,7 @@ def test_the_committed_deployment_runs_an_active_and_a_standby_replica() -> None
     """Two replicas electing a leader on a Lease (one acts, one stands by), kept by a budget of one
     through node drains, and preferably on different nodes."""
     objs = deploy_objects()
-    (deployment,) = [o for o in objs if o["kind"] == "Deployment"]
+    (deployment,) = [o for o in objs if o["kind"] == "Deployment" and "jwks" not in o["metadata"]["name"]]
     assert deployment["spec"]["replicas"] == 2
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
@@ -74,7 +76,7 @@ def test_the_committed_deployment_runs_an_active_and_a_standby_replica() -> None
     assert not [a for a in container["args"] if a.startswith(("--peering", "--priority"))]
     env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}
     assert env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
-    (pdb,) = [o for o in objs if o["kind"] == "PodDisruptionBudget"]
+    (pdb,) = [o for o in objs if o["kind"] == "PodDisruptionBudget" and "jwks" not in o["metadata"]["name"]]
     assert pdb["metadata"]["namespace"] == deployment["metadata"]["namespace"]
     assert pdb["spec"] == {"minAvailable": 1, "selector": deployment["spec"]["selector"]}
     (spread,) = pod["topologySpreadConstraints"]
@@ -87,9 +89,9 @@ def test_the_lease_is_granted_in_the_operators_namespace_only() -> None:
     """A Role next to the Deployment: create (which cannot be limited by name), get and update of
     the one Lease by name; no ClusterRole mentions leases."""
     objs = deploy_objects()
-    (deployment,) = [o for o in objs if o["kind"] == "Deployment"]
+    (deployment,) = [o for o in objs if o["kind"] == "Deployment" and "jwks" not in o["metadata"]["name"]]
     namespace = deployment["metadata"]["namespace"]
-    (role,) = [o for o in objs if o["kind"] == "Role"]
+    (role,) = [o for o in objs if o["kind"] == "Role" and "jwks" not in o["metadata"]["name"]]
     assert role["metadata"]["namespace"] == namespace
     assert role["rules"] == [
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
@@ -100,7 +102,7 @@ def test_the_lease_is_granted_in_the_operators_namespace_only() -> None:
             "verbs": ["get", "update"],
         },
     ]
-    (binding,) = [o for o in objs if o["kind"] == "RoleBinding"]
+    (binding,) = [o for o in objs if o["kind"] == "RoleBinding" and "jwks" not in o["metadata"]["name"]]
     assert binding["metadata"]["namespace"] == namespace
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     sa = deployment["spec"]["template"]["spec"]["serviceAccountName"]
