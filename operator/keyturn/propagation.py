@@ -105,12 +105,15 @@ class PropagationGate:
             expression = render(gate.query, kid=kid, namespace=spec.namespace, keyset=spec.name)
         except QueryError as exc:  # parse_spec refuses such templates; never a crash all the same
             return Share(now, None, f"the query cannot be written for this kid: {exc}")
+        # No `time`: Prometheus answers at its own now. The pass's `now` has whole seconds (and the
+        # operator's clock may lag Prometheus's): asked at it, Prometheus could leave out the scrape
+        # that shows the last consumer with the kid, and the key would wait one interval more.
         try:
             sample = await asyncio.wait_for(
                 prometheus.query(
                     gate.address,
                     expression,
-                    now,
+                    None,
                     self.egress,
                     aiohttp.ClientTimeout(total=within),
                     what=WHAT,

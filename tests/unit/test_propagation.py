@@ -38,9 +38,11 @@ class Prometheus:
         self.share = share
         self.delay = delay
         self.queries: list[str] = []
+        self.params: list[dict[str, str]] = []
 
     async def handler(self, request: web.Request) -> web.StreamResponse:
         self.queries.append(request.query["query"])
+        self.params.append(dict(request.query))
         await asyncio.sleep(self.delay)
         return web.Response(body=vector(self.share))
 
@@ -68,6 +70,14 @@ def test_the_query_names_the_kid_and_the_keyset_escaped() -> None:
     (answers,) = ask_all(prometheus, [({"query": query}, ['k"1'], NOW)])
     assert prometheus.queries == ['count(x{kid="k\\"1", namespace="auth", keyset="api-keys"})']
     assert answers == {'k"1': Share(NOW, 0.5)}
+
+
+def test_the_gate_asks_at_prometheus_own_time() -> None:
+    """No `time` parameter: asked at the pass's whole-second clock, Prometheus could leave out the
+    scrape that shows the last consumer with the kid, and the key would wait one interval more."""
+    prometheus = Prometheus("0.5")
+    ask_all(prometheus, [({}, ["k2"], NOW + timedelta(milliseconds=900))])
+    assert [sorted(params) for params in prometheus.params] == [["query"]]
 
 
 def test_a_kid_is_asked_about_at_most_once_per_interval() -> None:

@@ -1,4 +1,4 @@
-"""Prometheus instant queries over the HTTP API, evaluated at a given time.
+"""Prometheus instant queries over the HTTP API, evaluated at a given time or at Prometheus's own now.
 
 Total: every answer is a Sample, a number or no data with a short reason. The address passes the
 egress guard, redirects are not followed, at most MAX_ANSWER bytes are read, and the reason never
@@ -28,21 +28,25 @@ log = logging.getLogger("keyturn")
 async def query(
     address: str,
     expression: str,
-    at: datetime,
+    at: datetime | None,
     policy: EgressPolicy | None = None,
     client_timeout: aiohttp.ClientTimeout = TIMEOUT,
     what: str = "analysis.prometheus.address",
 ) -> Sample:
     """A scalar or a one-element vector; anything else, or any failure, is no data with a reason.
 
-    `what` names the address's field in the reason of a refusal.
+    `what` names the address's field in the reason of a refusal. `at=None` sends no `time`:
+    Prometheus evaluates at its own clock, the one that stamped its samples, so the answer
+    includes the latest scrape whatever the caller's clock says.
     """
     try:
         url = prometheus_query_url(address, policy or EgressPolicy(), what)
     except Refused as exc:
         return Sample(None, f"refused: {exc}")
     try:
-        params = {"query": expression, "time": f"{at.timestamp():.3f}"}
+        params = {"query": expression}
+        if at is not None:
+            params["time"] = f"{at.timestamp():.3f}"
         async with (
             aiohttp.ClientSession(timeout=client_timeout) as session,
             session.get(url, params=params, allow_redirects=False) as response,

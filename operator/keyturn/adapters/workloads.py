@@ -191,9 +191,10 @@ def _choice(kind: type[Role] | type[Reload], text: str, label: str, annotation: 
     try:
         return kind(text)
     except ValueError:
-        allowed = ", ".join(str(v) for v in kind)
+        values = [str(v) for v in kind]
+        allowed = f"{', '.join(values[:-1])} or {values[-1]}"
         raise BadTarget(
-            f"{label}: {annotation} {shorten(text, 40)!r} is not one of {allowed}; fix the annotation "
+            f"{label}: {annotation} {shorten(text, 40)!r} is not {allowed}; fix the annotation "
             "(it is left out of the rollout until then)"
         ) from None
 

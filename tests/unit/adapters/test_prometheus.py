@@ -170,6 +170,21 @@ def test_query_sends_the_expression_and_time_to_the_joined_path() -> None:
     assert seen[0].query["query"] == "up == 1" and seen[0].query["time"] == f"{AT.timestamp():.3f}"
 
 
+def test_query_without_a_time_is_evaluated_at_prometheus_own_time() -> None:
+    seen: list[web.Request] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(request)
+        return web.Response(body=vector("1"))
+
+    async def run() -> Sample:
+        async with server(handler) as address:
+            return await query(address, "up == 1", None)
+
+    assert asyncio.run(run()) == Sample(1.0)
+    assert dict(seen[0].query) == {"query": "up == 1"}
+
+
 def test_query_does_not_follow_a_redirect() -> None:
     followed: list[str] = []
 

@@ -100,6 +100,14 @@ def manual_rotation_of_a_young_next_key() -> Plan:
     return step(the_spec, ring, T0 + timedelta(minutes=10), Requests(rotate="now-1"))
 
 
+def emergency_during_a_waiting_manual_rotation() -> Plan:
+    """A manual rotation waits for publishAhead; an emergency revokes the current key meanwhile."""
+    the_spec, ring = initialized()
+    asked = Requests(rotate="now-1", emergency=Emergency("inc-7"))
+    ring = step(the_spec, ring, T0 + timedelta(minutes=10), asked).ring
+    return step(the_spec, ring, T0 + timedelta(minutes=10), asked)
+
+
 def rotation_due_while_verifiers_lag() -> Plan:
     the_spec, ring = initialized()
     return step(the_spec, ring, T0 + DAY, observed=Observations(verifiers_ready=False))
@@ -707,6 +715,12 @@ def test_kids_that_stay_revoked(scenario: Scenario, kid: str) -> None:
             "rollback",
             "undo-2",
             id="an impossible rollback marks its token handled",
+        ),
+        pytest.param(
+            emergency_during_a_waiting_manual_rotation,
+            "rotate",
+            "now-1",
+            id="an emergency that promotes the prepared key answers a waiting manual rotation",
         ),
     ],
 )

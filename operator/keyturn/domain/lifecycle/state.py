@@ -170,6 +170,10 @@ class PassState:
         self.revoked_current = True
         nxt = None if fresh_only else self._find(KeyState.NEXT)
         if nxt is not None and nxt.kid not in self.observed.unusable:
+            # A pending keyturn.dev/rotate asked for exactly this: the prepared key signs. It is
+            # answered, or the key prepared next would rotate in too (two rotations for one ask).
+            if self.requests.rotate and self.requests.rotate != self.handled_rotate:
+                self.handled_rotate = self.requests.rotate
             promoted = self._activate(nxt, Operation.REVOKE, trigger)
             self._record(
                 Operation.ROTATE,
