@@ -538,8 +538,17 @@ def _export(
 
 
 def _extract(archive: Path, into: Path) -> None:
+    """Our own archive; still, no member may land outside `into` (Python's "data" filter where it
+    has one: Debian's 3.11.2 has not)."""
     with tarfile.open(archive) as tar:
-        tar.extractall(into, filter="data")
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(into, filter="data")
+            return
+        for member in tar.getmembers():
+            target = (into / member.name).resolve()
+            if not target.is_relative_to(into.resolve()) or member.issym() or member.islnk():
+                raise ImageError(f"{archive}: unexpected member {member.name!r}")
+        tar.extractall(into)  # noqa: S202 - every member checked above
 
 
 # ------------------------------------------------------------------------------------ unpacking
