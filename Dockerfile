@@ -44,7 +44,7 @@ LABEL org.opencontainers.image.title="keyturn" \
       org.opencontainers.image.licenses="Apache-2.0"
 # A passwd entry for the numeric user: getpass/pwd lookups fail for a uid without one. The base's
 # own pip (python:*-slim's in /usr/local, the wheel Debian's venv module installs from) goes too:
-# nothing in the image can install a package.
+# no pip anywhere in the image.
 RUN groupadd --system --gid 65532 keyturn \
  && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin keyturn \
