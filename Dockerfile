@@ -1,9 +1,10 @@
 # syntax=docker/dockerfile:1
-# Keyturn's operator image: `docker build -t keyturn:dev .` (make kind-e2e builds and loads it).
+# Keyturn's operator image. With Docker: `docker build -t keyturn:dev .` (make kind-e2e builds and
+# loads it). Without a container engine, `make image` (hack/image.py) builds this same file with
+# buildah on a Debian bookworm base made by mmdebstrap, passed as PYTHON_IMAGE: docs/install.md.
 # The builder installs the package and its pinned dependencies into a venv; the final stage is the
-# same slim Python plus that venv: no compiler, no pip cache, no sources, a numeric non-root user,
-# and nothing written at run time outside /tmp (the chart mounts it; the root filesystem is
-# read-only).
+# same Python base plus that venv: no compiler, no pip, no sources, a numeric non-root user, and
+# nothing written at run time outside /tmp (the chart mounts it; the root filesystem is read-only).
 
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
@@ -13,15 +14,22 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 # The venv lives at the path it keeps in the final stage: its scripts hard-code their interpreter.
-RUN python -m venv /opt/keyturn
-# Dependencies first, pinned by the lock file, so that a source change reuses this layer.
-COPY requirements.lock ./
-COPY pyproject.toml README.md ./
+# `python3`: Debian's Python (make image's base) has no `python` command.
+RUN python3 -m venv /opt/keyturn
+COPY requirements.lock pyproject.toml README.md ./
 COPY operator ./operator
 # -c: every dependency resolves to the version requirements.lock pins. pip byte-compiles what it
 # installs, so the read-only image never needs to write .pyc files.
-RUN /opt/keyturn/bin/pip install -c requirements.lock . \
+# The optional build secret `ca-bundle` is a CA bundle for pip, for builds behind a TLS-inspecting
+# proxy (make image passes the host's); it is mounted for this step only, never stored in a layer.
+# kubernetes/aio is the client's asyncio twin (about 70 MB with its bytecode): Keyturn uses the
+# synchronous client only, and the import check below proves the operator loads without it.
+RUN --mount=type=secret,id=ca-bundle \
+    if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
+ && /opt/keyturn/bin/pip install -c requirements.lock . \
  && /opt/keyturn/bin/pip uninstall --yes pip setuptools \
+ && rm -rf /opt/keyturn/lib/python3*/site-packages/kubernetes/aio \
+ && /opt/keyturn/bin/python -c "import keyturn.operator_main, keyturn.cli.connection" \
  && /opt/keyturn/bin/keyturn --version
 
 FROM ${PYTHON_IMAGE}
@@ -34,10 +42,14 @@ LABEL org.opencontainers.image.title="keyturn" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.licenses="Apache-2.0"
-# A passwd entry for the numeric user: getpass/pwd lookups fail for a uid without one.
+# A passwd entry for the numeric user: getpass/pwd lookups fail for a uid without one. The base's
+# own pip (python:*-slim's in /usr/local, the wheel Debian's venv module installs from) goes too:
+# no pip anywhere in the image.
 RUN groupadd --system --gid 65532 keyturn \
  && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent \
-      --shell /usr/sbin/nologin keyturn
+      --shell /usr/sbin/nologin keyturn \
+ && rm -rf /usr/local/bin/pip* /usr/local/lib/python3*/site-packages/pip \
+      /usr/local/lib/python3*/site-packages/pip-* /usr/share/python-wheels
 COPY --from=builder /opt/keyturn /opt/keyturn
 ENV PATH=/opt/keyturn/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv binaries system-deps lint typecheck unit test demo clean kind-e2e client-wheel
+.PHONY: help venv binaries system-deps lint typecheck unit test demo clean kind-e2e client-wheel image
 
 help:
 	@echo "make demo   - local control plane + operator + examples/quickstart.yaml (Ctrl-C to stop)"
@@ -14,6 +14,8 @@ help:
 	@echo "make lint   - ruff check, ruff format --check and the import contracts (lint-imports)"
 	@echo "make unit   - unit tests only (no control plane); tests whose Debian package is missing are skipped"
 	@echo "make client-wheel - the keyturn-client wheel (the application library alone) into dist/"
+	@echo "make image  - the operator image as an OCI archive in dist/, with no Docker (mmdebstrap + buildah)"
+	@echo "make kind-e2e - on a machine with Docker and kind: the image in a kind cluster, then the suite"
 
 # The venv is rebuilt when the dependency pins change.
 $(STAMP): pyproject.toml requirements.lock
@@ -55,6 +57,12 @@ demo: venv binaries
 # staged from operator/keyturn at build time: docs/consumers.md#python.
 client-wheel: venv
 	$(BIN)/python hack/client_wheel.py dist
+
+# The operator image without a container engine or registry: a Debian base made by mmdebstrap
+# (cached in ~/.cache/keyturn/image), the Dockerfile built on it by buildah, an OCI archive and its
+# digest and sizes in dist/ (docs/install.md#the-image). Reused when nothing it is built from changed.
+image: system-deps
+	@$(PYTHON) hack/image.py
 
 clean:
 	rm -rf $(VENV) .keyturn .mypy_cache .ruff_cache .pytest_cache dist

@@ -1,8 +1,9 @@
 """The image recipe, checked offline.
 
-The image cannot be built here (no container engine), so the Dockerfile is checked for what a
-reviewer would check by reading it; what needs Helm (lint, rendering, applying) lives in
-tests/integration/test_chart.py."""
+The Dockerfile is checked here for what a reviewer would check by reading it, so that a mistake
+shows before any build. The image itself is built (`make image`: mmdebstrap and buildah) and run
+as the chart's operator in tests/integration/test_image.py; what needs Helm (lint, rendering,
+applying) lives in tests/integration/test_chart.py."""
 
 from __future__ import annotations
 
