@@ -11,7 +11,7 @@ import argparse
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
-from keyturn.cli import annotation_requests, init_manifest, jwks, revoke, run, status
+from keyturn.cli import annotation_requests, init_manifest, jwks, revoke, run, sa_signer, status
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -24,5 +24,6 @@ COMMANDS: Mapping[str, Command] = MappingProxyType(
         "revoke": revoke.cmd_revoke,
         "jwks": jwks.cmd_jwks,
         "init": init_manifest.cmd_init,
+        "sa-signer": sa_signer.cmd_sa_signer,
     }
 )
