@@ -66,6 +66,12 @@ def _describe(exc: BaseException) -> str:
     return f"cannot reach the API server ({type(exc).__name__})"
 
 
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, SignerError):
+        return exc.reason
+    return "ApiServerRefused" if isinstance(exc, ApiException) else "ApiServerUnreachable"
+
+
 class Refresher:
     """Keeps the Store (and the cache file) at the Secret's latest state; a daemon thread."""
 
@@ -74,6 +80,7 @@ class Refresher:
     ) -> None:
         self._source, self._store, self._cache = source, store, cache_path
         self._cached = cached  # what the cache file holds (as far as this process wrote or read it)
+        self._version = ""  # where the watch starts: the resourceVersion of the last read
         self._stopping = threading.Event()
         self._last_problem: str | None = None
         self._thread = threading.Thread(target=self._run, name="sa-signer-refresh", daemon=True)
@@ -87,7 +94,7 @@ class Refresher:
 
     def refresh_once(self) -> Snapshot:
         """Read the keyset, serve what was read, write the cache if the keys changed."""
-        snapshot = self._source.fetch()
+        snapshot, self._version = self._source.fetch()
         if self._store.offer(snapshot):
             log.info(
                 f"serving JwtKeySet {snapshot.namespace}/{snapshot.name}: {snapshot.algorithm}, signing with "
@@ -108,7 +115,7 @@ class Refresher:
     def _problem(self, exc: BaseException) -> None:
         text = _describe(exc)
         if text != self._last_problem:  # once per distinct problem, not once per retry
-            reason = exc.reason if isinstance(exc, SignerError) else "ApiServerUnavailable"
+            reason = _reason(exc)
             served = "; still serving the keys it had" if self._store.ready.is_set() else ""
             log.warning(f"{text}{served}", extra={"reason": reason})
             self._last_problem = text
@@ -117,12 +124,12 @@ class Refresher:
         delay = BACKOFF_FIRST
         while not self._stopping.is_set():
             try:
-                snapshot = self.refresh_once()
+                self.refresh_once()
                 if self._last_problem is not None:
                     log.info("the keyset reads again", extra={"reason": "Recovered"})
                     self._last_problem = None
                 delay = BACKOFF_FIRST
-                self._source.wait_for_change(snapshot.resource_version)
+                self._source.wait_for_change(self._version)
             except Exception as exc:  # every failure is retried; the process never dies of one
                 if self._stopping.is_set():
                     return
@@ -203,6 +210,8 @@ def check_options(options: Options) -> None:
 def run(options: Options, api: client.ApiClient) -> int:
     """The signer until SIGTERM/SIGINT: 0 then, 2 for a bad option or legacy key file."""
     os.umask(0o077)  # the cache, its temporary files and the socket: the signer's user alone
+    # urllib3 logs each of its retries; the refresher says once what is wrong and retries itself.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
     try:
         check_options(options)
         legacy_keys = legacy.load_files(options.legacy_public_keys)

@@ -52,33 +52,46 @@ class KeysetSource:
         document: dict[str, Any] = self._api.sanitize_for_serialization(secret)
         return document
 
-    def fetch(self) -> Snapshot:
-        """The keyset's Snapshot now; a SignerError names what is wrong with what was read."""
+    def _listed_secret(self, name: str) -> tuple[dict[str, Any] | None, str]:
+        """The Secret and the list's resourceVersion, which a watch can start from even right after
+        an apiserver restart (the object's own version may be older than its watch cache)."""
+        listed = self._core.list_namespaced_secret(
+            self.namespace, field_selector=f"metadata.name={name}", _request_timeout=REQUEST_TIMEOUT
+        )
+        items = [self._api.sanitize_for_serialization(item) for item in listed.items]
+        version = str(listed.metadata.resource_version or "") if listed.metadata is not None else ""
+        return (items[0] if items else None), version
+
+    def fetch(self) -> tuple[Snapshot, str]:
+        """The keyset's Snapshot now and the resourceVersion to watch from; a SignerError names what
+        is wrong with what was read."""
         fetched_at = self._clock()
         keyset = self._custom.get_namespaced_custom_object(
             GROUP, VERSION, self.namespace, PLURAL, self.name, _request_timeout=REQUEST_TIMEOUT
         )
         document, spec = keyset_spec(self.namespace, self.name, keyset)
         self.secret_name = spec.secret.name
-        secret = self._secret(spec.secret.name)
+        secret, version = self._listed_secret(spec.secret.name)
         ref = spec.secret.passphrase
         passphrase = self._secret(ref.name) if ref is not None and secret is not None else None
-        return from_secret(document, spec, secret, passphrase, fetched_at)
+        return from_secret(document, spec, secret, passphrase, fetched_at), version
 
     def wait_for_change(self, resource_version: str) -> None:
         """Returns when the Secret changed after `resource_version`, or after WATCH_SECONDS."""
         self._watch = watch.Watch()
-        selector = f"metadata.name={self.secret_name}"
         try:
             for _event in self._watch.stream(
                 self._core.list_namespaced_secret,
                 self.namespace,
-                field_selector=selector,
+                field_selector=f"metadata.name={self.secret_name}",
                 resource_version=resource_version or None,
                 timeout_seconds=WATCH_SECONDS,
                 _request_timeout=WATCH_SECONDS + REQUEST_TIMEOUT,
             ):
-                return  # any event (a change, a deletion, 410 Gone): read everything again
+                return  # any event (a change, a deletion): read everything again
+        except ApiException as exc:
+            if exc.status != 410:  # 410 Gone: the version is too old to watch from; read again
+                raise
         finally:
             self._watch.stop()
 
