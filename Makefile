@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv binaries system-deps lint typecheck unit test demo clean kind-e2e client-wheel
+.PHONY: help venv binaries system-deps lint typecheck unit test demo clean kind-e2e client-wheel externaljwt-stubs
 
 help:
 	@echo "make demo   - local control plane + operator + examples/quickstart.yaml (Ctrl-C to stop)"
@@ -14,6 +14,7 @@ help:
 	@echo "make lint   - ruff check, ruff format --check and the import contracts (lint-imports)"
 	@echo "make unit   - unit tests only (no control plane); tests whose Debian package is missing are skipped"
 	@echo "make client-wheel - the keyturn-client wheel (the application library alone) into dist/"
+	@echo "make externaljwt-stubs - regenerate keyturn/sasigner/pb from the pinned k8s.io/externaljwt proto"
 
 # The venv is rebuilt when the dependency pins change.
 $(STAMP): pyproject.toml requirements.lock
@@ -55,6 +56,12 @@ demo: venv binaries
 # staged from operator/keyturn at build time: docs/consumers.md#python.
 client-wheel: venv
 	$(BIN)/python hack/client_wheel.py dist
+
+# kube-apiserver's external JWT signer API for `keyturn sa-signer`: the proto of the k8s.io/externaljwt
+# version hack/gobuild/kubernetes/go.mod pins, compiled with grpcio-tools and mypy-protobuf; the
+# output is committed (tests/unit/sasigner/test_stubs.py fails when it drifts).
+externaljwt-stubs: venv
+	$(BIN)/python hack/externaljwt_stubs.py
 
 clean:
 	rm -rf $(VENV) .keyturn .mypy_cache .ruff_cache .pytest_cache dist

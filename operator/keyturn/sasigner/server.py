@@ -26,7 +26,7 @@ from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Final
+from typing import Final, Protocol
 
 import grpc
 from kubernetes import client
@@ -72,11 +72,19 @@ def _reason(exc: BaseException) -> str:
     return "ApiServerRefused" if isinstance(exc, ApiException) else "ApiServerUnreachable"
 
 
+class Source(Protocol):
+    """What the refresher needs of source.KeysetSource (tests pass a fake)."""
+
+    def fetch(self) -> tuple[Snapshot, str]: ...
+    def wait_for_change(self, resource_version: str) -> None: ...
+    def stop(self) -> None: ...
+
+
 class Refresher:
     """Keeps the Store (and the cache file) at the Secret's latest state; a daemon thread."""
 
     def __init__(
-        self, source: KeysetSource, store: Store, cache_path: Path | None, cached: Snapshot | None = None
+        self, source: Source, store: Store, cache_path: Path | None, cached: Snapshot | None = None
     ) -> None:
         self._source, self._store, self._cache = source, store, cache_path
         self._cached = cached  # what the cache file holds (as far as this process wrote or read it)
@@ -88,9 +96,12 @@ class Refresher:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 0) -> None:
+        """Ends the loop (a watch in progress is closed); waits up to `timeout` for the thread."""
         self._stopping.set()
         self._source.stop()
+        if timeout and self._thread.is_alive():
+            self._thread.join(timeout)
 
     def refresh_once(self) -> Snapshot:
         """Read the keyset, serve what was read, write the cache if the keys changed."""

@@ -26,6 +26,7 @@ def test_each_command_is_parsed_under_its_own_name() -> None:
         "revoke": ["revoke", "x", "--reason", "r"],
         "jwks": ["jwks", "x"],
         "init": ["init", "x"],
+        "sa-signer": ["sa-signer", "--socket", "/s", "--keyset", "ns/x"],
     }
     assert set(argv) == set(COMMANDS)
     for name, args in argv.items():
