@@ -11,7 +11,8 @@ What a test waits for, and for how long: the signer sees a change of the Secret 
 watch (well under a second); kube-apiserver asks the signer for keys again within its refresh
 hint (at most rules.MAX_REFRESH_HINT, 10 s) and caches successful TokenReviews for 10 s, so a
 revoked kid's tokens fail within about 20 s (REVOCATION_DEADLINE allows a loaded machine more).
-The module takes about 80 s on the 2-core CI machine, most of it in the three apiserver starts.
+The module takes about 45 s on the 2-core machine, most of it in the control plane and the three
+kube-apiserver restarts.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
 from keyturn import GROUP, PLURAL, VERSION
+from keyturn.sasigner.errors import KeysetRefused
 from keyturn.sasigner.snapshot import Snapshot, from_secret, keyset_spec
 
 REQUEST_TIMEOUT: Final = 10  # seconds for one GET: an apiserver that hangs must not hang the refresh
@@ -66,9 +67,14 @@ class KeysetSource:
         """The keyset's Snapshot now and the resourceVersion to watch from; a SignerError names what
         is wrong with what was read."""
         fetched_at = self._clock()
-        keyset = self._custom.get_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, self.name, _request_timeout=REQUEST_TIMEOUT
-        )
+        try:
+            keyset = self._custom.get_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, self.name, _request_timeout=REQUEST_TIMEOUT
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                raise KeysetRefused(f"JwtKeySet {self.namespace}/{self.name} does not exist") from None
+            raise
         document, spec = keyset_spec(self.namespace, self.name, keyset)
         self.secret_name = spec.secret.name
         secret, version = self._listed_secret(spec.secret.name)
