@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv binaries system-deps lint typecheck unit test demo clean kind-e2e client-wheel image
+.PHONY: help venv binaries system-deps lint typecheck unit test demo clean kind-e2e client-wheel image externaljwt-stubs
 
 help:
 	@echo "make demo   - local control plane + operator + examples/quickstart.yaml (Ctrl-C to stop)"
@@ -16,6 +16,7 @@ help:
 	@echo "make client-wheel - the keyturn-client wheel (the application library alone) into dist/"
 	@echo "make image  - the operator image as an OCI archive in dist/, with no Docker (mmdebstrap + buildah)"
 	@echo "make kind-e2e - on a machine with Docker and kind: the image in a kind cluster, then the suite"
+	@echo "make externaljwt-stubs - regenerate keyturn/sasigner/pb from the pinned k8s.io/externaljwt proto"
 
 # The venv is rebuilt when the dependency pins change.
 $(STAMP): pyproject.toml requirements.lock
@@ -63,6 +64,12 @@ client-wheel: venv
 # digest and sizes in dist/ (docs/install.md#the-image). Reused when nothing it is built from changed.
 image: system-deps
 	@$(PYTHON) hack/image.py
+
+# kube-apiserver's external JWT signer API for `keyturn sa-signer`: the proto of the k8s.io/externaljwt
+# version hack/gobuild/kubernetes/go.mod pins, compiled with grpcio-tools and mypy-protobuf; the
+# output is committed (tests/unit/sasigner/test_stubs.py fails when it drifts).
+externaljwt-stubs: venv
+	$(BIN)/python hack/externaljwt_stubs.py
 
 clean:
 	rm -rf $(VENV) .keyturn .mypy_cache .ruff_cache .pytest_cache dist

@@ -11,7 +11,16 @@ import argparse
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
-from keyturn.cli import annotation_requests, init_manifest, jwks, revoke, run, serve_jwks, status
+from keyturn.cli import (
+    annotation_requests,
+    init_manifest,
+    jwks,
+    revoke,
+    run,
+    sa_signer,
+    serve_jwks,
+    status,
+)
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -25,5 +34,6 @@ COMMANDS: Mapping[str, Command] = MappingProxyType(
         "jwks": jwks.cmd_jwks,
         "init": init_manifest.cmd_init,
         "serve-jwks": serve_jwks.cmd_serve_jwks,
+        "sa-signer": sa_signer.cmd_sa_signer,
     }
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -124,6 +125,20 @@ def _positive_seconds(text: str) -> float:
     if not 2.0 <= value <= 3600.0:
         raise argparse.ArgumentTypeError(f"{text} is not a number of seconds from 2 to 3600")
     return value
+
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+
+
+def keyset_ref(text: str) -> tuple[str, str]:
+    """sa-signer --keyset: NAMESPACE/NAME, both valid Kubernetes names (the signer has no -n)."""
+    namespace, _, name = text.partition("/")
+    if not _DNS_LABEL.fullmatch(namespace) or not _DNS_SUBDOMAIN.fullmatch(name):
+        raise argparse.ArgumentTypeError(
+            f"{text[:300]!r} is not NAMESPACE/NAME, e.g. kube-system/service-accounts"
+        )
+    return namespace, name
 
 
 def parser() -> argparse.ArgumentParser:
@@ -346,6 +361,42 @@ def parser() -> argparse.ArgumentParser:
         help="with --apply: a server-side dry run (validated by the API server, nothing created); "
         "without --apply nothing is written anyway",
     )
+
+    # Not command(): the signer takes no -n (the keyset names its namespace) and no -o (it prints
+    # nothing but logs); --kubeconfig/--context may still come before the command (SUPPRESS).
+    signer = sub.add_parser(
+        "sa-signer",
+        help="sign the cluster's ServiceAccount tokens with a keyset (kube-apiserver external signer)",
+        description="Serve kube-apiserver's external JWT signer (--service-account-signing-endpoint) on a\n"
+        "Unix socket with the keys of one JwtKeySet (RS256, ES256, ES384 or ES512). Runs until\n"
+        "SIGTERM. Needs get on the jwtkeyset and get, list, watch on its Secret.\n"
+        "See docs/serviceaccount-signer.md.",
+        epilog="exit codes:\n  0  stopped by SIGTERM or SIGINT\n  2  bad arguments, a legacy key file or the "
+        "socket path refused",
+        formatter_class=formatter,
+    )
+    signer.add_argument("--socket", required=True, metavar="PATH", help="the Unix socket to listen on")
+    signer.add_argument(
+        "--keyset", required=True, type=keyset_ref, metavar="NAMESPACE/NAME", help="the JwtKeySet to serve"
+    )
+    signer.add_argument(
+        "--cache",
+        metavar="FILE",
+        help="node-local cache (0600): served at start-up and while the API server is down; "
+        "rewritten after every change of the keyset's Secret (strongly advised)",
+    )
+    signer.add_argument(
+        "--legacy-public-key",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a PEM public key the cluster signed with before (e.g. sa.pub): its tokens still verify, "
+        "it is not in the OIDC JWKS and never signs (repeatable)",
+    )
+    signer.add_argument("--kubeconfig", default=argparse.SUPPRESS, metavar="FILE", help="kubeconfig file")
+    signer.add_argument("--context", default=argparse.SUPPRESS, metavar="NAME", help="kubeconfig context")
+    signer.add_argument("--log-format", choices=("text", "json"), default="text")
+    signer.add_argument("-v", "--verbose", action="store_true", help="also log every signature (kid only)")
     return top
 
 

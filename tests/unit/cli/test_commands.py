@@ -27,6 +27,7 @@ def test_each_command_is_parsed_under_its_own_name() -> None:
         "jwks": ["jwks", "x"],
         "init": ["init", "x"],
         "serve-jwks": ["serve-jwks"],
+        "sa-signer": ["sa-signer", "--socket", "/s", "--keyset", "ns/x"],
     }
     assert set(argv) == set(COMMANDS)
     for name, args in argv.items():
