@@ -420,7 +420,7 @@ def test_default_values_render_a_cluster_wide_operator(helm: Path, tmp_path: Pat
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
     ]
-    service = one(objs, "Service")
+    service = one(objs, "Service", "keyturn-metrics")
     assert service["spec"]["ports"] == [
         {"name": "metrics", "port": 8080, "targetPort": "metrics", "protocol": "TCP"}
     ]
