@@ -51,7 +51,7 @@ from integration.test_chart import (
     grants,
     installed,
     lease_holder,
-    one,
+    operator_deployment,
     scale_to_zero,
 )
 from kubetools import Kube, free_port, token_kubeconfig
@@ -368,7 +368,7 @@ def free_ports(args: list[str]) -> tuple[list[str], dict[str, int]]:
 def pod_volumes(manifest: list[dict[str, Any]], main: dict[str, Any]) -> dict[str, int]:
     """The container's volume mounts, each an emptyDir (as tmpfs of its size limit)."""
     volumes = {
-        v["name"]: v for v in one(manifest, "Deployment")["spec"]["template"]["spec"].get("volumes", [])
+        v["name"]: v for v in operator_deployment(manifest)["spec"]["template"]["spec"].get("volumes", [])
     }
     out = {}
     for mount in main.get("volumeMounts", []):
