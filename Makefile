@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 .PHONY: help venv binaries system-deps lint typecheck unit test demo clean kind-e2e client-wheel image externaljwt-stubs
 
 help:
-	@echo "make demo   - local control plane + operator + examples/quickstart.yaml (Ctrl-C to stop)"
+	@echo "make demo   - local control plane + operator + examples/quickstart.yaml (1m interval) + the"
+	@echo "              example app signing and verifying under load, one line per rotation (Ctrl-C to stop)"
 	@echo "make test   - lint (ruff, import contracts), types (mypy --strict) and the whole test suite;"
 	@echo "              installs the Debian packages some tests need (make system-deps) and skips none"
 	@echo "make lint   - ruff check, ruff format --check and the import contracts (lint-imports)"

@@ -6,6 +6,9 @@ requests in flight, and prints a summary (a JSON line with --json):
 
     python examples/app/load.py --url http://127.0.0.1:8000 --rps 20 --duration 60
 
+With --verify-url, tokens issued by the app at --url (a signer) are verified by another one (a
+verifier holding only the JWKS), as between two services.
+
 Exit status: 0, or 1 when --min-success-rate is given and not met.
 """
 
@@ -94,8 +97,9 @@ class Client:
             self.conn = None
 
 
-def one_round(client: Client, tally: Tally) -> None:
-    """Issue a fresh token and verify it, as a client logging in and calling an API would."""
+def one_round(client: Client, tally: Tally, verifier: Client | None = None) -> None:
+    """Issue a fresh token and verify it (at `verifier`, default the same app), as a client
+    logging in and calling an API would."""
     try:
         status, body = client.post("/token", {"sub": "load"})
     except (OSError, http.client.HTTPException) as exc:
@@ -110,7 +114,9 @@ def one_round(client: Client, tally: Tally) -> None:
         tally.issued += 1
         tally.kids[str(body.get("kid"))] += 1
     try:
-        status, result = client.post("/verify", {}, {"Authorization": f"Bearer {body['token']}"})
+        status, result = (verifier or client).post(
+            "/verify", {}, {"Authorization": f"Bearer {body['token']}"}
+        )
     except (OSError, http.client.HTTPException) as exc:
         with tally.lock:
             tally.errors[f"verify:{type(exc).__name__}"] += 1
@@ -125,7 +131,13 @@ def one_round(client: Client, tally: Tally) -> None:
 
 
 def run(
-    url: str, rps: float, duration: float, concurrency: int, timeout: float, stop: threading.Event
+    url: str,
+    rps: float,
+    duration: float,
+    concurrency: int,
+    timeout: float,
+    stop: threading.Event,
+    verify_url: str | None = None,
 ) -> Tally:
     tally = Tally()
     ticks: queue.Queue[int] = queue.Queue(maxsize=concurrency * 2)
@@ -133,6 +145,7 @@ def run(
 
     def worker() -> None:
         client = Client(url, timeout)
+        verifier = Client(verify_url, timeout) if verify_url else None
         try:
             while True:
                 try:
@@ -141,9 +154,11 @@ def run(
                     if done.is_set():
                         return
                     continue
-                one_round(client, tally)
+                one_round(client, tally, verifier)
         finally:
             client.close()
+            if verifier is not None:
+                verifier.close()
 
     workers = [threading.Thread(target=worker, name=f"load-{i}", daemon=True) for i in range(concurrency)]
     for thread in workers:
@@ -173,7 +188,8 @@ def run(
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="load.py", description="Token traffic against examples/app.")
-    p.add_argument("--url", default="http://127.0.0.1:8000")
+    p.add_argument("--url", default="http://127.0.0.1:8000", help="the app that issues tokens")
+    p.add_argument("--verify-url", default=None, help="the app that verifies them (default: --url)")
     p.add_argument("--rps", type=float, default=20.0, help="rounds (issue + verify) per second")
     p.add_argument("--duration", type=float, default=60.0, help="seconds; 0 runs until SIGINT")
     p.add_argument("--concurrency", type=int, default=4)
@@ -183,7 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.rps <= 0 or args.concurrency < 1:
         p.error("--rps must be positive and --concurrency at least 1")
-    Client(args.url, args.timeout)  # validates the URL before any thread starts
+    for url in (args.url, args.verify_url or args.url):
+        Client(url, args.timeout)  # validates the URLs before any thread starts
 
     stop = threading.Event()
 
@@ -194,10 +211,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     if not args.json:
         print(
-            f"load: {args.rps:g} rps against {args.url} for {args.duration:g}s", file=sys.stderr, flush=True
+            f"load: {args.rps:g} rps against {args.url}"
+            f"{f' (verified at {args.verify_url})' if args.verify_url else ''} for {args.duration:g}s",
+            file=sys.stderr,
+            flush=True,
         )
     started = time.monotonic()
-    tally = run(args.url, args.rps, args.duration, args.concurrency, args.timeout, stop)
+    tally = run(
+        args.url, args.rps, args.duration, args.concurrency, args.timeout, stop, verify_url=args.verify_url
+    )
     summary = tally.summary(time.monotonic() - started)
     summary["interrupted"] = stop.is_set()
     if args.json:

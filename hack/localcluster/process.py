@@ -81,6 +81,9 @@ def _parent_death_killer() -> Callable[[], None] | None:
 
 
 _PREEXEC = _parent_death_killer()
+# The same hook for processes started outside this package (hack/demo.py's example apps): Popen's
+# preexec_fn, called from a thread that outlives the child.
+PARENT_DEATH_HOOK = _PREEXEC
 
 # klog's E/F prefix, cobra's "Error:", zap/slog JSON levels.
 _ERROR_LINE = re.compile(r'^[EF]\d{4} |^Error:|"level":"(error|fatal|panic|ERROR)"')

@@ -40,12 +40,17 @@ JWKS_ITEM: Final = "jwks.json"
 Labels = tuple[tuple[str, str], ...]
 
 
-def cache_dir() -> Path:
-    """Where the built examples live between runs: beside the control plane's binaries."""
+def cache_root() -> Path:
+    """The control plane's binaries cache (hack/build-binaries.sh): ~/.cache/keyturn by default."""
     base = os.environ.get("KEYTURN_CACHE_DIR") or str(
         Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "keyturn"
     )
-    return Path(base) / "consumers"
+    return Path(base)
+
+
+def cache_dir() -> Path:
+    """Where the built examples live between runs: beside the control plane's binaries."""
+    return cache_root() / "consumers"
 
 
 # ------------------------------------------------------------------------------------ keys, tokens
@@ -177,16 +182,21 @@ def go_env() -> dict[str, str]:
 
 def build_go(go: str) -> Path:
     """The Go example's binary, built once per source and toolchain version."""
-    source = EXAMPLES / "go"
+    return build_go_program(go, EXAMPLES / "go", "consumer", cache_dir(), prefix="go")
+
+
+def build_go_program(go: str, source: Path, name: str, cache: Path, prefix: str | None = None) -> Path:
+    """`go build` of the module in `source` into `cache`/<prefix>-<hash>/<name>, once per source and
+    toolchain version (the hash covers go.mod, go.sum, the .go files and `go version`)."""
     version = subprocess.run([go, "version"], capture_output=True, text=True, check=True).stdout.strip()
     files = [*source.glob("*.go"), source / "go.mod", source / "go.sum"]
-    final = cache_dir() / f"go-{_digest(files, version)}"
-    binary = final / "consumer"
+    final = cache / f"{prefix or name}-{_digest(files, version)}"
+    binary = final / name
     if binary.is_file():
         return binary
     final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix="go-build-", dir=final.parent))
-    _run([go, "build", "-trimpath", "-o", str(staging / "consumer"), "."], source, go_env())
+    staging = Path(tempfile.mkdtemp(prefix=f"{name}-build-", dir=final.parent))
+    _run([go, "build", "-trimpath", "-o", str(staging / name), "."], source, go_env())
     _publish_dir(staging, final)
     return binary
 

@@ -328,6 +328,31 @@ def test_load_script_reports_and_stops_cleanly_on_sigint(tmp_path: Path, start: 
     assert app.stop() == 0
 
 
+def test_load_script_issues_at_a_signer_and_verifies_at_a_verifier(tmp_path: Path, start: Any) -> None:
+    """--verify-url: tokens from a signer-only app are checked by a verifier-only app (the demo's pair)."""
+    key = generate("ES256")
+    secret_dir, jwks_dir = tmp_path / "secret", tmp_path / "jwks"
+    kubelet_write(secret_dir, secret_items(key, "k1"))
+    kubelet_write(jwks_dir, {"jwks.json": jwks_text((key, "k1"))})
+    signer = start("--algorithm", "ES256", "--secret-dir", str(secret_dir))
+    verifier = start("--algorithm", "ES256", "--jwks-file", str(jwks_dir / "jwks.json"))
+    argv = [sys.executable, str(LOAD), "--url", signer.url, "--verify-url", verifier.url]
+    done = subprocess.run(
+        [*argv, "--rps", "40", "--duration", "0.5", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    summary = json.loads(done.stdout)
+    assert summary["success_rate"] == 1.0 and summary["verified"] >= 10
+    assert (
+        verifier.metric("jwt_validations_total", kid="k1", reason="ok", result="success")
+        == summary["verified"]
+    )
+    assert not signer.has_series("jwt_validations_total", kid="k1", reason="ok", result="success")
+
+
 SYNC = ROOT / "examples" / "app" / "sync.py"
 
 FAKE_KUBECTL = """\
