@@ -255,11 +255,28 @@ def measure(count: int, args: argparse.Namespace) -> dict[str, Any]:
         threads = []
         lock = threading.Lock()
 
+        by_offset: dict[float, list[float]] = {}
+        milestones: dict[str, float] = {}
+
         def later(name: str, offset: float) -> None:
             time.sleep(max(0.0, restarted + offset - time.monotonic()))  # the schedule of the probe
             value = revoke(custom, core, name, "restart")
             with lock:
                 samples.append(value)
+                by_offset.setdefault(offset, []).append(value)
+
+        def watch_start() -> None:
+            """When the restarted operator answered /metrics, and when its first pass ended."""
+            while "first_pass" not in milestones and time.monotonic() - restarted < args.timeout:
+                seen = restart.metrics()
+                if seen:
+                    milestones.setdefault("metrics_up", time.monotonic() - restarted)
+                if seen.get("passes"):
+                    milestones["first_pass"] = time.monotonic() - restarted
+                time.sleep(0.1)  # the probe's own sampling period: /metrics costs the operator CPU
+
+        threads.append(threading.Thread(target=watch_start))
+        threads[-1].start()
 
         per_offset = max(1, args.revocations // len(offsets))
         for i, offset in enumerate(offsets):
@@ -286,6 +303,11 @@ def measure(count: int, args: argparse.Namespace) -> dict[str, Any]:
             "writes_per_emergency_included": emergencies,
         }
         out["revoke_during_restart"] = summary(samples)
+        # Each patch's offset from the restart, with its times: what the process start itself costs.
+        out["revoke_during_restart"]["by_offset_ms"] = {
+            str(offset): sorted(round(v) for v in values) for offset, values in sorted(by_offset.items())
+        }
+        out["restart"].update({f"{k}_s": round(v, 2) for k, v in milestones.items()})
         say(f"restart: {out['restart']}; revoke during restart: {out['revoke_during_restart']}")
         restart.stop()
         api.close()

@@ -1,9 +1,10 @@
 """The only kopf code: kopf watches, the engine decides what runs when.
 
-kopf delivers every watch event of the JwtKeySets, their Secrets and ConfigMaps, and the workloads
-that may be targets; each handler only hands the event to the engine (runtime/engine.py), which
-drops the echoes of Keyturn's own writes and wakes the keysets a change concerns. No handler
-writes anything and none is a daemon: the passes run in the engine's bounded pool.
+kopf delivers every watch event of the JwtKeySets and of the workloads that may be targets; each
+handler only hands the event to the engine (runtime/engine.py), which drops the echoes of Keyturn's
+own writes and wakes the keysets a change concerns. No handler writes anything and none is a
+daemon: the passes run in the engine's bounded pool. Keyturn's Secrets and ConfigMaps are watched
+by the engine's own threads (adapters/list_watch.py), not by kopf: see design-decisions.md.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Any
 import kopf
 
 from keyturn import GROUP, PLURAL, VERSION
-from keyturn.domain.annotations import MANAGED_BY
 from keyturn.runtime.engine import Engine
 
 # Set by operator_main.run before kopf starts: the engine every handler feeds, and whether
@@ -32,9 +32,6 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Keyturn posts its own Events with its own Reasons; kopf's log-to-event echo would leak noise.
     settings.posting.enabled = False
     # No change handlers and no daemons: kopf keeps no state on the objects and adds no finalizer.
-    selector = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
-    settings.watching.label_selectors["v1", "secrets"] = selector
-    settings.watching.label_selectors["v1", "configmaps"] = selector
     settings.networking.request_timeout = 60
     settings.watching.server_timeout = 300
     # Events of one object arrive in a burst on a cold start; pass the latest one on at once.
@@ -58,16 +55,6 @@ async def keyset_event(type: str | None, body: kopf.Body, **_: Any) -> None:
     if body.get("metadata", {}).get("deletionTimestamp"):
         await _engine().release_finalizer(body)
     _engine().keyset_event(type, body)
-
-
-@kopf.on.event("v1", "secrets", labels=MANAGED_BY)
-async def secret_event(type: str | None, body: kopf.Body, **_: Any) -> None:
-    _engine().owned_object_event(type, "Secret", body)
-
-
-@kopf.on.event("v1", "configmaps", labels=MANAGED_BY)
-async def configmap_event(type: str | None, body: kopf.Body, **_: Any) -> None:
-    _engine().owned_object_event(type, "ConfigMap", body)
 
 
 # Every workload, annotated or not: a workload whose keyset annotation was just removed must leave

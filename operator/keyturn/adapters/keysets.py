@@ -8,7 +8,8 @@ write, so its watch event wakes nothing.
 
 from __future__ import annotations
 
-import copy
+import copy as copy_module
+import logging
 import threading
 from collections.abc import Mapping
 from typing import Any, cast
@@ -18,9 +19,12 @@ from kubernetes import client
 from keyturn import GROUP, PLURAL, VERSION
 from keyturn.adapters.kube import get_or_none
 from keyturn.adapters.kube import write as owned_write
+from keyturn.adapters.list_watch import ListWatch, Sink
 from keyturn.domain.annotations import FINALIZER
 
 KIND = "JwtKeySet"
+
+log = logging.getLogger("keyturn")
 
 
 class Keysets:
@@ -31,12 +35,18 @@ class Keysets:
         self._lock = threading.Lock()
 
     # -------------------------------------------------------------------------------- the cache
-    def remember(self, body: Mapping[str, Any]) -> None:
-        """The watch saw this body (or a write returned it): the newest one wins."""
+    def remember(self, body: Mapping[str, Any], *, copy: bool = True) -> bool:
+        """The watch saw this body (or a write returned it). False when the cache already holds
+        this version or a newer one: two sources (the watches, the writes' answers) may deliver a
+        version after a newer one. copy=False: the caller hands over a body nobody else holds."""
         meta = body.get("metadata") or {}
         key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
         with self._lock:
-            self._bodies[key] = copy.deepcopy(dict(body))
+            known = self._bodies.get(key)
+            if known is not None and not newer(body, known):
+                return False
+            self._bodies[key] = copy_module.deepcopy(dict(body)) if copy else dict(body)
+        return True
 
     def forget(self, namespace: str, name: str) -> None:
         with self._lock:
@@ -56,13 +66,23 @@ class Keysets:
             with self._lock:
                 body = self._bodies.get((namespace, name))
             if body is not None:
-                return copy.deepcopy(body)
+                return copy_module.deepcopy(body)
         obj = await get_or_none(
             self._custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
         )
         if obj is None:
             return None
         return cast(dict[str, Any], obj)
+
+    def list_watch(self, scope: str, sink: Sink, stop: threading.Event) -> ListWatch:
+        """A list-watch thread of the keysets of one scope ("" for every namespace)."""
+
+        def lister(scope: str, **query: Any) -> Any:
+            if scope:
+                return self._custom.list_namespaced_custom_object(GROUP, VERSION, scope, PLURAL, **query)
+            return self._custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **query)
+
+        return ListWatch(lister, scope, sink, stop, what="JwtKeySets", log=log)
 
     async def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         """JSON merge patch of only the fields that changed; a person's status.emergency survives."""
@@ -114,3 +134,20 @@ def owner_reference(obj: Mapping[str, Any]) -> dict[str, Any]:
         "controller": True,
         "blockOwnerDeletion": False,
     }
+
+
+def newer(body: Mapping[str, Any], known: Mapping[str, Any]) -> bool:
+    """Whether `body` is a later version than `known`. resourceVersions are opaque to clients, but
+    the API server's are integers that grow with every write (etcd's revision); when either is not
+    one, only an equal version counts as known."""
+    mine, theirs = _version(body), _version(known)
+    if mine == theirs:
+        return False
+    if mine.isdigit() and theirs.isdigit():
+        return int(mine) > int(theirs)
+    return True
+
+
+def _version(body: Mapping[str, Any]) -> str:
+    meta = body.get("metadata")
+    return str(meta.get("resourceVersion") or "") if isinstance(meta, Mapping) else ""

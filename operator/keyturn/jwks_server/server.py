@@ -44,19 +44,19 @@ class Config:
 def build(config: Config) -> Any:  # granian's loader type: a callable app; JwksApp is RSGI
     """The app of one worker process, its store, and the watch threads started with it."""
     from keyturn.adapters.kube import api_client  # noqa: PLC0415 - after the fork, in the worker
-    from keyturn.jwks_server.watch import Watcher  # noqa: PLC0415
+    from keyturn.jwks_server.watch import watcher  # noqa: PLC0415
 
     logs.setup(config.log_format, config.verbose)
     scopes = list(config.namespaces) or [""]
     store = Store(scopes)
     stop = threading.Event()
     api = api_client(config.kubeconfig)
-    watchers = [Watcher(api, scope, store, stop) for scope in scopes]
+    watchers = [watcher(api, scope, store, stop) for scope in scopes]
     app = JwksApp(store, cap=config.max_age_cap, healthy=lambda: all(w.is_alive() for w in watchers))
 
     def start() -> None:
-        for watcher in watchers:
-            watcher.start()
+        for thread in watchers:
+            thread.start()
 
     app.on_start.append(start)
     app.on_stop.append(stop.set)

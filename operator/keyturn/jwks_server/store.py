@@ -64,6 +64,9 @@ class Store:
     def synced(self, scope: str) -> None:
         self._synced_at[scope] = time.time()
 
+    def failed(self, scope: str) -> None:
+        """A list or watch failed: what is loaded stays served, and its age shows in data_age."""
+
     # ------------------------------------------------------------------------ writes (watch threads)
     def replace(self, scope: str, objects: Iterable[object]) -> None:
         """A full list of the scope: what is not in it is gone."""

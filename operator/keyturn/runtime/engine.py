@@ -15,13 +15,15 @@ import os
 import random
 import secrets
 import socket
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
 from keyturn import metrics
+from keyturn.adapters import list_watch
 from keyturn.adapters.configmaps import ConfigMaps
 from keyturn.adapters.events import Events
 from keyturn.adapters.keysets import KIND as KEYSET_KIND
@@ -45,6 +47,9 @@ log = logging.getLogger("keyturn")
 MAX_BACKOFF = 300.0
 CONFLICT_RETRY = 0.05
 RESYNC_EVERY = 600.0  # the workload index is swept against a full LIST this often
+# The longest the gate stays half open for the early look's first list and kopf's listing of the
+# same keysets (Engine._open_gate): past it, passes run all the same.
+LISTING_GRACE = 30.0
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,7 @@ class Engine:
         workers: int = 16,
         election: Election | None = None,
         egress: EgressPolicy | None = None,
+        early_look: bool = True,
     ) -> None:
         self.api = api
         self.namespaces = namespaces
@@ -109,15 +115,32 @@ class Engine:
         self._echoes: dict[Key, list[tuple[str, str, str, object]]] = {}
         # Keysets whose pass ran before the workload index was listed (emergencies only).
         self._early: set[Key] = set()
+        # The early look (_EarlyLook): a lean list-watch of the keysets of its own. Until its first
+        # list of every scope is in, and kopf has delivered the keysets it listed, the gate stays
+        # half open (_open_gate). Off when kopf serves namespace globs: it would look elsewhere.
+        self._scopes = (list(self.namespaces) or [""]) if early_look else []
+        self._unlisted: set[str] = set(self._scopes)
+        self._unwatched: set[Key] = set()
+        self._stop_threads = threading.Event()
+        self._look = _EarlyLook(self)
+        self._owned = [_OwnedLook(self, "Secret"), _OwnedLook(self, "ConfigMap")]
         self._tasks: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         metrics.LEADER.set(1 if self.leading else 0)
         self._open_gate()  # standalone: emergencies may run before the first listing
+        self.look_early()  # if operator_main has not already
+        loop = asyncio.get_running_loop()
+        self._look.attach(loop)
+        for owned in self._owned:
+            owned.attach(loop)
+            for scope in list(self.namespaces) or [""]:
+                list_watch.owned(self.api, owned.kind, scope, owned, self._stop_threads, log).start()
         self._tasks = [
             asyncio.create_task(self.scheduler.run(), name="keyturn-scheduler"),
             asyncio.create_task(self._resync_loop(), name="keyturn-resync"),
+            asyncio.create_task(self._listing_grace(), name="keyturn-listing-grace"),
         ]
         if self.elector is not None:
             self._tasks.append(
@@ -126,6 +149,7 @@ class Engine:
 
     async def stop(self) -> None:
         self.scheduler.active.clear()
+        self._stop_threads.set()
         for task in reversed(self._tasks):
             task.cancel()
         for task in reversed(self._tasks):
@@ -147,13 +171,18 @@ class Engine:
             metrics.forget(*_key(body))  # only the acting replica exports a keyset's gauges
 
     def _open_gate(self) -> None:
-        """Leading, the gate opens: fully once the workload index is listed (no pass may take an
-        unlisted namespace for one without targets), before that for emergencies only, so a
-        revocation during a restart waits for nothing but its own pass. Keysets that ran early
-        run again once the targets are known, so their signers roll."""
+        """Leading, the gate opens fully once the workload index is listed (no pass may take an
+        unlisted namespace for one without targets) and kopf has delivered the keysets the early
+        look listed; before that it opens for emergencies only.
+
+        Why wait for kopf: on a restart it delivers thousands of keysets one event at a time, and
+        thousands of passes running meanwhile would slow that down to seconds, and with it every
+        later event. The early look already put each keyset in its lane, emergencies first, so a
+        revocation during a restart waits for nothing but its own pass. Keysets that ran early run
+        again once the targets are known, so their signers roll."""
         if not self.leading:
             return
-        full = self.index.listed
+        full = self.index.listed and not self._unlisted and not self._unwatched
         was_full = self.scheduler.full and self.scheduler.active.is_set()
         self.scheduler.open(full=full)
         if full and not was_full:
@@ -161,35 +190,91 @@ class Engine:
                 self.scheduler.wake(key, Lane.CHANGE)
             self._early.clear()
 
+    # ------------------------------------------------------------------------------ the early look
+    def look_early(self) -> None:
+        """Start the early look's threads, even before kopf and the event loop are up (it holds what
+        it finds until start): a restart's first list is then in by the time passes may run."""
+        if self._look.started:
+            return
+        self._look.started = True
+        for scope in self._scopes:
+            self.keysets.list_watch(scope, self._look, self._stop_threads).start()
+
+    def _early_list(self, scope: str, bodies: list[dict[str, Any]]) -> None:
+        """The early look listed a scope: every keyset it holds, in its lane at once."""
+        first = scope in self._unlisted
+        for body in bodies:
+            if self._keyset(None, body, copy=False) and first:
+                self._unwatched.add(_key(body))  # kopf has not delivered this version yet
+        self._unlisted.discard(scope)
+        self._open_gate()
+
+    def _early_event(self, body: dict[str, Any]) -> None:
+        """The early look saw an emergency: it need not wait for kopf's backlog."""
+        self._keyset("MODIFIED", body, copy=False)
+
+    def _early_failed(self, scope: str) -> None:
+        """The early look cannot list: kopf delivers the keysets all the same, only later."""
+        if scope in self._unlisted:
+            self._unlisted.discard(scope)
+            self._open_gate()
+
+    async def _listing_grace(self) -> None:
+        await asyncio.sleep(LISTING_GRACE)
+        if self._unlisted or self._unwatched:
+            log.warning(
+                "after %.0f s, %d keysets are not delivered by the watch; passes run all the same",
+                LISTING_GRACE,
+                len(self._unwatched),
+                extra={"reason": "WatchBehind"},
+            )
+            self._unlisted.clear()
+            self._unwatched.clear()
+            self._open_gate()
+
     # ------------------------------------------------------------------------------ the watch
     def keyset_event(self, event: str | None, body: Mapping[str, Any]) -> None:
+        """kopf's watch delivered a keyset."""
         key = _key(body)
-        meta = body.get("metadata") or {}
+        if key in self._unwatched:
+            self._unwatched.discard(key)
+            if not self._unwatched:
+                self._open_gate()  # kopf has caught up with the early look
+        self._keyset(event, body)
+
+    def _keyset(self, event: str | None, body: Mapping[str, Any], *, copy: bool = True) -> bool:
+        """A keyset's new version: remembered, and its keyset woken. False: nothing new (a version
+        already known, or older than the one known), or the keyset is gone."""
+        key = _key(body)
         if event == "DELETED":
             rivals = self.issuers.forget(*key)
-        else:
-            rivals = self.issuers.update(
-                *key, issuer_of(body.get("spec")), str(meta.get("creationTimestamp") or "")
-            )
-        for rival in rivals:  # a claim changed: they may hold, or lose, the issuer now
-            self.scheduler.wake(rival, Lane.CHANGE)
-        if event == "DELETED":
             self.keysets.forget(*key)
             self.scheduler.forget(key)
             metrics.forget(*key)
-            return
-        self.keysets.remember(body)
+        elif self.keysets.remember(body, copy=copy):
+            meta = body.get("metadata") or {}
+            rivals = self.issuers.update(
+                *key, issuer_of(body.get("spec")), str(meta.get("creationTimestamp") or "")
+            )
+        else:
+            return False  # this version or a newer one is known (kopf's listing after the early look)
+        for rival in rivals:  # a claim changed: they may hold, or lose, the issuer now
+            self.scheduler.wake(rival, Lane.CHANGE)
+        if event == "DELETED":
+            return False
         self._changed(
             key,
             (KEYSET_KIND, key[0], key[1], _version(body)),
             Lane.EMERGENCY if urgent(body) else Lane.CHANGE,
         )
+        return True
 
     def owned_object_event(self, event: str | None, kind: str, body: Mapping[str, Any]) -> None:
         """A Secret or ConfigMap of a keyset changed: its keyset looks again, unless Keyturn wrote it.
 
         The initial listing (event None) wakes nothing: every keyset gets its own listing event, and
-        its pass reads the Secret and ConfigMap afresh.
+        its pass reads the Secret and ConfigMap afresh. Nor does an object of a keyset not (or no
+        longer) known: the watch of these runs wider than kopf's when kopf serves namespace globs.
         """
         if event is None:
             return
@@ -197,6 +282,8 @@ class Engine:
         namespace, name = meta.get("namespace"), meta.get("name")
         keyset = (meta.get("labels") or {}).get(KEYSET_LABEL)
         if isinstance(namespace, str) and isinstance(name, str) and isinstance(keyset, str) and keyset:
+            if self.keysets.cached_body(namespace, keyset) is None:
+                return
             self._changed(
                 (namespace, keyset), (kind, namespace, name, meta.get("resourceVersion")), Lane.CHANGE
             )
@@ -289,7 +376,6 @@ class Engine:
 
     async def _resync(self) -> None:
         scopes: list[str | None] = list(self.namespaces) if self.namespaces else [None]
-        since = self.index.clock()  # an event newer than the listing wins over its answer
         listed: list[dict[str, Any]] = []
         since = self.index.clock()  # events from now on are newer than the LIST's answer
         for namespace in scopes:
@@ -308,3 +394,71 @@ def _key(body: Mapping[str, Any]) -> Key:
 
 def _version(body: Mapping[str, Any]) -> object:
     return (body.get("metadata") or {}).get("resourceVersion")
+
+
+class _Handoff:
+    """What a watch thread hands the engine, called on the event loop's thread. Before the loop
+    is attached (the early look starts before kopf), it waits here."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._held: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
+        self._lock = threading.Lock()
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            self._loop, held, self._held = loop, self._held, []
+        for fn, args in held:
+            fn(*args)
+
+    def synced(self, scope: str) -> None:
+        """Nothing to do: the engine keeps no state per scope."""
+
+    def _hand(self, fn: Callable[..., None], *args: Any) -> None:
+        with self._lock:
+            if self._loop is None:
+                self._held.append((fn, args))
+                return
+            loop = self._loop
+        loop.call_soon_threadsafe(fn, *args)
+
+
+class _EarlyLook(_Handoff):
+    """The keysets' list-watch: every listed keyset, and of later events only emergencies (kopf
+    delivers the rest)."""
+
+    started = False
+
+    def replace(self, scope: str, objects: list[dict[str, Any]]) -> None:
+        self._hand(self.engine._early_list, scope, objects)
+
+    def apply(self, scope: str, kind: str, obj: dict[str, Any]) -> None:
+        if kind != "DELETED" and urgent(obj):
+            self._hand(self.engine._early_event, obj)
+
+    def failed(self, scope: str) -> None:
+        self._hand(self.engine._early_failed, scope)
+
+
+class _OwnedLook(_Handoff):
+    """Keyturn's Secrets and ConfigMaps, watched in threads rather than by kopf: on a restart kopf
+    would deliver two objects per keyset, one event at a time, on the loop the passes run on.
+    Listings wake nothing (Engine.owned_object_event), and the echoes of Keyturn's own writes
+    recognised here never reach the loop."""
+
+    def replace(self, scope: str, objects: list[dict[str, Any]]) -> None:
+        """A listing wakes nothing: every keyset gets its own pass, which reads these afresh."""
+
+    def __init__(self, engine: Engine, kind: str) -> None:
+        super().__init__(engine)
+        self.kind = kind
+
+    def apply(self, scope: str, kind: str, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        if OWN_WRITES.is_own(self.kind, meta.get("namespace"), meta.get("name"), meta.get("resourceVersion")):
+            return
+        self._hand(self.engine.owned_object_event, kind, self.kind, obj)
+
+    def failed(self, scope: str) -> None:
+        """The thread retries; until then a change made by someone else waits for the hourly look."""
