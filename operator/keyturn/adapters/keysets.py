@@ -17,7 +17,7 @@ from typing import Any, cast
 from kubernetes import client
 
 from keyturn import GROUP, PLURAL, VERSION
-from keyturn.adapters.kube import get_or_none
+from keyturn.adapters.kube import get_or_none, newer
 from keyturn.adapters.kube import write as owned_write
 from keyturn.adapters.list_watch import ListWatch, Sink
 from keyturn.domain.annotations import FINALIZER
@@ -134,20 +134,3 @@ def owner_reference(obj: Mapping[str, Any]) -> dict[str, Any]:
         "controller": True,
         "blockOwnerDeletion": False,
     }
-
-
-def newer(body: Mapping[str, Any], known: Mapping[str, Any]) -> bool:
-    """Whether `body` is a later version than `known`. resourceVersions are opaque to clients, but
-    the API server's are integers that grow with every write (etcd's revision); when either is not
-    one, only an equal version counts as known."""
-    mine, theirs = _version(body), _version(known)
-    if mine == theirs:
-        return False
-    if mine.isdigit() and theirs.isdigit():
-        return int(mine) > int(theirs)
-    return True
-
-
-def _version(body: Mapping[str, Any]) -> str:
-    meta = body.get("metadata")
-    return str(meta.get("resourceVersion") or "") if isinstance(meta, Mapping) else ""

@@ -6,7 +6,7 @@ import asyncio
 import collections
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
@@ -24,6 +24,7 @@ __all__ = [
     "call",
     "get_or_none",
     "is_status",
+    "newer",
     "resource_version",
     "write",
 ]
@@ -85,6 +86,23 @@ def resource_version(obj: object) -> object:
         meta = obj.get("metadata")
         return meta.get("resourceVersion") if isinstance(meta, dict) else None
     return getattr(getattr(obj, "metadata", None), "resource_version", None)
+
+
+def newer(body: Mapping[str, Any], known: Mapping[str, Any]) -> bool:
+    """Whether `body` is a later version than `known`. resourceVersions are opaque to clients, but
+    the API server's are integers that grow with every write (etcd's revision); when either is not
+    one, only an equal version counts as known."""
+    mine, theirs = _version_of(body), _version_of(known)
+    if mine == theirs:
+        return False
+    if mine.isdigit() and theirs.isdigit():
+        return int(mine) > int(theirs)
+    return True
+
+
+def _version_of(body: Mapping[str, Any]) -> str:
+    meta = body.get("metadata")
+    return str(meta.get("resourceVersion") or "") if isinstance(meta, Mapping) else ""
 
 
 async def get_or_none(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T | None:

@@ -13,6 +13,7 @@ from kubernetes.client.exceptions import ApiException
 
 from keyturn.adapters.kube import Conflict, get_or_none, is_status
 from keyturn.adapters.kube import write as owned_write
+from keyturn.adapters.owned_store import OwnedStore
 from keyturn.domain.annotations import KEYSET_LABEL, MANAGED_BY, STATE_ANNOTATION
 from keyturn.domain.inputs import SecretSnapshot
 
@@ -57,26 +58,56 @@ def owner_refs(owner: Mapping[str, Any] | None) -> list[client.V1OwnerReference]
     ]
 
 
+def str_map(value: object) -> dict[str, str]:
+    """A JSON object of strings (labels, annotations, items), its other entries dropped."""
+    if not isinstance(value, Mapping):
+        return {}
+    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def owner_uids(meta: Mapping[str, Any]) -> tuple[str, ...]:
+    refs = meta.get("ownerReferences")
+    return (
+        tuple(
+            str(ref["uid"])
+            for ref in refs or ()
+            if isinstance(ref, Mapping) and isinstance(ref.get("uid"), str)
+        )
+        if isinstance(refs, list)
+        else ()
+    )
+
+
+def secret_snapshot(name: str, obj: Mapping[str, Any]) -> SecretSnapshot:
+    """A Secret as JSON (the watch's, or a read's answer serialised), read totally."""
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
+    data = obj.get("data")
+    text, binary = _decode(data if isinstance(data, Mapping) else None)
+    return SecretSnapshot(
+        name=name,
+        data=text,
+        binary=binary,
+        annotations=str_map(meta.get("annotations")),
+        labels=str_map(meta.get("labels")),
+        owner_uids=owner_uids(meta),
+        resource_version=str(meta.get("resourceVersion") or ""),
+    )
+
+
 class Secrets:
-    def __init__(self, api: Any) -> None:
+    def __init__(self, api: Any, store: OwnedStore | None = None) -> None:
         self._core = client.CoreV1Api(api)
+        self._store = store  # the watch's copies of Keyturn's Secrets (adapters/owned_store.py)
 
     async def read(self, namespace: str, name: str) -> SecretSnapshot | None:
+        cached = self._store.get(namespace, name) if self._store is not None else None
+        if cached is not None:
+            return secret_snapshot(name, cached)
         secret = await get_or_none(self._core.read_namespaced_secret, name, namespace)
         if secret is None:
             return None
-        meta = secret.metadata
-        assert meta is not None  # the API always returns metadata
-        text, binary = _decode(secret.data)
-        return SecretSnapshot(
-            name=name,
-            data=text,
-            binary=binary,
-            annotations=dict(meta.annotations or {}),
-            labels=dict(meta.labels or {}),
-            owner_uids=tuple(o.uid for o in meta.owner_references or ()),
-            resource_version=str(meta.resource_version),
-        )
+        return secret_snapshot(name, self._core.api_client.sanitize_for_serialization(secret))
 
     async def write(self, namespace: str, write: SecretWrite, previous: SecretSnapshot | None) -> None:
         """Create or replace the whole Secret, guarded by resourceVersion: no lost updates."""
@@ -102,11 +133,11 @@ class Secrets:
         )
         try:
             if previous is None:
-                await owned_write(
+                written = await owned_write(
                     "Secret", namespace, write.name, self._core.create_namespaced_secret, namespace, body
                 )
             else:
-                await owned_write(
+                written = await owned_write(
                     "Secret",
                     namespace,
                     write.name,
@@ -119,6 +150,8 @@ class Secrets:
             if is_status(exc, 409):
                 raise Conflict(f"Secret {namespace}/{write.name} changed underneath; retrying") from exc
             raise
+        if self._store is not None:
+            self._store.remember(self._core.api_client.sanitize_for_serialization(written))
 
     async def passphrase(self, namespace: str, name: str, key: str) -> bytes | None:
         secret = await get_or_none(self._core.read_namespaced_secret, name, namespace)

@@ -29,6 +29,7 @@ from keyturn.adapters.events import Events
 from keyturn.adapters.keysets import KIND as KEYSET_KIND
 from keyturn.adapters.keysets import Keysets
 from keyturn.adapters.kube import OWN_WRITES, Conflict
+from keyturn.adapters.owned_store import OwnedStore
 from keyturn.adapters.secrets import Secrets
 from keyturn.adapters.workload_index import WorkloadIndex
 from keyturn.adapters.workloads import Workloads
@@ -85,13 +86,15 @@ class Engine:
         self.keysets = Keysets(api, cached=True)
         self.index = WorkloadIndex()
         self.workloads = Workloads(api)
+        # Keyturn's Secrets and ConfigMaps as their watch threads see them: a pass reads from here.
+        self.stores = {"Secret": OwnedStore(), "ConfigMap": OwnedStore()}
         # spec.jwks.issuer of every keyset seen, so that a second claim of one issuer is Stalled.
         self.issuers = IssuerIndex()
         self.executor = Executor(
             issuers=self.issuers,
             keysets=self.keysets,
-            secrets=Secrets(api),
-            configmaps=ConfigMaps(api),
+            secrets=Secrets(api, self.stores["Secret"]),
+            configmaps=ConfigMaps(api, self.stores["ConfigMap"]),
             events=Events(api),
             rollouts=Rollouts(api, egress, self.index),
         )
@@ -123,7 +126,7 @@ class Engine:
         self._unwatched: set[Key] = set()
         self._stop_threads = threading.Event()
         self._look = _EarlyLook(self)
-        self._owned = [_OwnedLook(self, "Secret"), _OwnedLook(self, "ConfigMap")]
+        self._owned = [_OwnedLook(self, kind, store) for kind, store in self.stores.items()]
         self._tasks: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------------------------ lifecycle
@@ -447,14 +450,16 @@ class _OwnedLook(_Handoff):
     Listings wake nothing (Engine.owned_object_event), and the echoes of Keyturn's own writes
     recognised here never reach the loop."""
 
-    def replace(self, scope: str, objects: list[dict[str, Any]]) -> None:
-        """A listing wakes nothing: every keyset gets its own pass, which reads these afresh."""
-
-    def __init__(self, engine: Engine, kind: str) -> None:
+    def __init__(self, engine: Engine, kind: str, store: OwnedStore) -> None:
         super().__init__(engine)
-        self.kind = kind
+        self.kind, self.store = kind, store
+
+    def replace(self, scope: str, objects: list[dict[str, Any]]) -> None:
+        """The store holds the listing; it wakes nothing: every keyset gets its own pass."""
+        self.store.replace(scope, objects)
 
     def apply(self, scope: str, kind: str, obj: dict[str, Any]) -> None:
+        self.store.apply(kind, obj)  # before any pass it wakes can read it
         meta = obj.get("metadata") or {}
         if OWN_WRITES.is_own(self.kind, meta.get("namespace"), meta.get("name"), meta.get("resourceVersion")):
             return

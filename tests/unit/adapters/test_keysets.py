@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from keyturn.adapters.keysets import Keysets, newer
+from keyturn.adapters.keysets import Keysets
+from keyturn.adapters.kube import newer
 
 
 def body(version: str | None, note: str = "") -> dict[str, Any]:
