@@ -65,10 +65,22 @@ pytestmark = [
 ]
 
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
-# The unpacked root filesystem on disk (du), measured at 241 MB (230 MiB; 226 MB of layer content):
-# Debian's Python and essential packages (109 MB) and the venv (117 MB, 62 of it the kubernetes
-# client). The issue's goal is 150 MB; this budget only catches growth.
-SIZE_BUDGET = 250_000_000
+# Who the image runs as, and where it may write: there is no shell in the image to ask.
+WHO_AND_WHERE = """
+import errno, getpass, os
+print(os.getuid(), os.getgid(), getpass.getuser())
+try:
+    open("/opt/keyturn/x", "w")
+except OSError as error:
+    print(errno.errorcode[error.errno])
+open("/tmp/x", "w").close()
+print("tmp")
+"""
+# The unpacked root filesystem on disk (du), measured at 159 MB: 149 MB of layer content (the
+# issue's goal was under 150 MB), Debian's Python and the libraries it links (41 MB) and the venv
+# (108 MB: granian 22, grpcio 19, the kubernetes client 18, cryptography 13), plus du's rounding
+# up of some 4,700 files to whole blocks. The budget is that and about 10%: it catches growth.
+SIZE_BUDGET = 175_000_000
 ROTATION = {"interval": "30d", "publishAhead": "0s", "gracePeriod": "7d", "retention": "14d"}
 START = 90.0  # the operator's start in the sandbox (imports, kopf, the Lease) on a loaded machine
 
@@ -214,12 +226,22 @@ def test_the_image_is_what_the_dockerfile_promises(built: Built, request: pytest
     # The smoke check, in the image as a container runs it.
     version = run_in(built, "keyturn", "--version")
     assert (version.returncode, version.stdout) == (0, f"keyturn {keyturn.__version__}\n"), version.stderr
-    who = run_in(built, "sh", "-c", "id -u; id -g; touch /opt/keyturn/x || true; touch /tmp/x && echo tmp")
-    assert who.stdout.split() == ["65532", "65532", "tmp"], who.stdout + who.stderr
-    assert "Read-only file system" in who.stderr
+    who = run_in(built, "python3", "-c", WHO_AND_WHERE)
+    assert who.stdout.split() == ["65532", "65532", "keyturn", "EROFS", "tmp"], who.stdout + who.stderr
+    # The servers of `keyturn serve-jwks` (granian) and `keyturn sa-signer` (grpcio) load on the
+    # runtime base too: their extensions find the libraries they link (the Dockerfile's own import
+    # check runs on the builder's base).
+    servers = run_in(built, "python3", "-c", "import keyturn.jwks_server.server, keyturn.sasigner.server")
+    assert servers.returncode == 0, servers.stderr
 
+    # No shell, no package manager, no Perl: the runtime base is Python's packages extracted.
+    for name in ("sh", "bash", "dash", "busybox", "perl", "dpkg", "apt", "apt-get", "ls", "id"):
+        assert not (root / "usr" / "bin" / name).exists(), name
+    # Still, a dpkg status database lists the packages it was extracted from, for scanners.
+    status = (root / "var" / "lib" / "dpkg" / "status").read_text()
+    assert "Package: libpython3.11-stdlib\nStatus: install ok installed\n" in status
     # No pip: neither the venv's nor the base's, nor a wheel to bootstrap one from.
-    for python in ("python3", "/usr/bin/python3"):
+    for python in ("python3", "/usr/bin/python3.11"):
         pip = run_in(built, python, "-m", "pip", "--version")
         assert pip.returncode != 0 and "No module named pip" in pip.stderr, (python, pip.stdout)
     assert not [p for p in root.glob("**/bin/pip*")]
@@ -239,6 +261,10 @@ def test_the_image_is_what_the_dockerfile_promises(built: Built, request: pytest
     for name in ("pyproject.toml", "requirements.lock", "Dockerfile"):
         assert not list(root.rglob(name)), name
     assert not (site / "kubernetes" / "aio").exists(), "the unused asyncio client is left out (Dockerfile)"
+    generated = [site / "kubernetes" / "client" / part for part in ("api", "models")]
+    assert all(list(d.glob("*.pyc")) and not list(d.glob("*.py")) for d in generated), (
+        "the Kubernetes client's generated modules are byte code only (Dockerfile)"
+    )
 
     size = du(root)
     _say(

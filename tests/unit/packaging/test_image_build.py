@@ -73,17 +73,28 @@ def test_the_base_comes_from_the_mirrors_apt_uses(files: dict[str, str], expecte
 def recipe(**changes: object) -> oci.BaseRecipe:
     fields: dict[str, object] = {
         "suite": "bookworm",
-        "packages": oci.PACKAGES,
+        "packages": oci.BUILDER_PACKAGES,
         "sources": tuple(MACHINE_LINES),
+        "options": oci.BUILDER_OPTIONS,
     }
     return oci.BaseRecipe(**{**fields, **changes})  # type: ignore[arg-type]
+
+
+def bases(**changes: object) -> oci.Bases:
+    """The repository's two bases on MACHINE_LINES; `builder_<field>`/`runtime_<field>` change one."""
+
+    def of(role: str) -> dict[str, object]:
+        return {k.removeprefix(f"{role}_"): v for k, v in changes.items() if k.startswith(f"{role}_")}
+
+    runtime = {"packages": oci.RUNTIME_PACKAGES, "options": oci.RUNTIME_OPTIONS}
+    return oci.Bases(recipe(**of("builder")), recipe(**{**runtime, **of("runtime")}))
 
 
 @pytest.mark.parametrize(
     "change",
     [
         {"suite": "trixie"},
-        {"packages": (*oci.PACKAGES, "curl")},
+        {"packages": (*oci.BUILDER_PACKAGES, "curl")},
         {"sources": ("deb http://other.example/debian bookworm main",)},
         {"options": ("--variant=apt",)},
         {"env": ("LANG=C",)},
@@ -95,12 +106,42 @@ def test_the_base_is_made_again_when_what_goes_into_it_changes(change: dict[str,
     assert recipe().key == recipe().key
 
 
-def test_the_base_recipe_is_the_one_the_issue_checked_slimmed() -> None:
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"builder_packages": (*oci.BUILDER_PACKAGES, "curl")},
+        {"runtime_packages": (*oci.RUNTIME_PACKAGES, "bash")},
+        {"runtime_options": oci.RUNTIME_OPTIONS[:-1]},
+        {"runtime_sources": ("deb http://other.example/debian bookworm main",)},
+    ],
+    ids=lambda c: next(iter(c)),
+)
+def test_both_bases_are_made_again_when_either_changes(change: dict[str, object]) -> None:
+    assert bases(**change).key != bases().key
+    assert bases().key == bases().key
+
+
+def test_the_builder_base_is_the_essential_set_with_python_and_strip() -> None:
     argv = recipe().argv(Path("/cache/base.tar"))
     assert argv[0] == "mmdebstrap" and "--variant=essential" in argv
-    assert "--include=python3,python3-venv,ca-certificates,passwd" in argv
+    assert "--include=python3,python3-venv,ca-certificates,binutils" in argv
     assert argv[-4:] == ["/cache/base.tar", *MACHINE_LINES]
     assert argv[-5] == "bookworm"
+
+
+def test_the_runtime_base_is_python_alone_extracted_not_installed() -> None:
+    argv = bases().runtime.argv(Path("/cache/runtime.tar"))
+    assert "--variant=extract" in argv and "--variant=essential" not in argv
+    (include,) = [a for a in argv if a.startswith("--include=")]
+    packages = include.removeprefix("--include=").split(",")
+    assert {"python3.11-minimal", "libpython3.11-stdlib"} <= set(packages)
+    # Nothing that brings a shell, a package manager or Perl (dependencies are resolved, but these
+    # are what an essential base would add).
+    assert not {"bash", "dash", "coreutils", "dpkg", "apt", "perl-base", "passwd", "busybox"} & set(packages)
+    assert argv[-4:] == ["/cache/runtime.tar", *MACHINE_LINES]
+    assert any("var/lib/dpkg/status" in a for a in argv if a.startswith("--extract-hook=")), (
+        "a dpkg status database for scanners"
+    )
 
 
 def fake_checkout(root: Path) -> Path:
@@ -148,18 +189,19 @@ def test_an_archive_is_reused_only_while_its_inputs_are_unchanged(
 ) -> None:
     root = fake_checkout(tmp_path)
     args = {"VERSION": "0.1.0", "REVISION": "abc"}
-    before = oci.inputs_key(recipe(), args, root)
-    assert oci.inputs_key(recipe(), args, root) == before
+    before = oci.inputs_key(bases(), args, root)
+    assert oci.inputs_key(bases(), args, root) == before
     edit(root)  # type: ignore[operator]
-    assert (oci.inputs_key(recipe(), args, root) != before) == rebuilt
+    assert (oci.inputs_key(bases(), args, root) != before) == rebuilt
 
 
 def test_build_arguments_and_the_base_are_inputs(tmp_path: Path) -> None:
     root = fake_checkout(tmp_path)
     args = {"VERSION": "0.1.0", "REVISION": "abc"}
-    key = oci.inputs_key(recipe(), args, root)
-    assert oci.inputs_key(recipe(), {**args, "REVISION": "def"}, root) != key
-    assert oci.inputs_key(recipe(suite="trixie"), args, root) != key
+    key = oci.inputs_key(bases(), args, root)
+    assert oci.inputs_key(bases(), {**args, "REVISION": "def"}, root) != key
+    assert oci.inputs_key(bases(builder_suite="trixie"), args, root) != key
+    assert oci.inputs_key(bases(runtime_packages=("python3.11-minimal",)), args, root) != key
 
 
 def record(archive: Path) -> oci.Record:
