@@ -60,9 +60,10 @@ demo: venv binaries
 client-wheel: venv
 	$(BIN)/python hack/client_wheel.py dist
 
-# The operator image without a container engine or registry: a Debian base made by mmdebstrap
-# (cached in ~/.cache/keyturn/image), the Dockerfile built on it by buildah, an OCI archive and its
-# digest and sizes in dist/ (docs/install.md#the-image). Reused when nothing it is built from changed.
+# The operator image without a container engine or registry: two Debian bases made by mmdebstrap
+# (a builder, and a runtime with Python and nothing else; cached in ~/.cache/keyturn/image), the
+# Dockerfile built on them by buildah, an OCI archive and its digest and sizes in dist/
+# (docs/install.md#the-image). Reused when nothing it is built from changed.
 image: system-deps
 	@$(PYTHON) hack/image.py
 
