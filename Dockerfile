@@ -9,11 +9,14 @@
 # sources, a numeric non-root user, and nothing written at run time outside /tmp (the chart mounts
 # it; the root filesystem is read-only).
 
+# One Python image for both stages instead, as earlier versions took it (e.g.
+# --build-arg PYTHON_IMAGE=python:3.11.14-slim-bookworm): the venv then links that image's Python.
+ARG PYTHON_IMAGE=
 ARG BUILDER_IMAGE=debian:12.12-slim
 # Distroless publishes no version tags: pin it by digest (@sha256:...) for a reproducible build.
 ARG RUNTIME_IMAGE=gcr.io/distroless/python3-debian12:nonroot
 
-FROM ${BUILDER_IMAGE} AS builder
+FROM ${PYTHON_IMAGE:-${BUILDER_IMAGE}} AS builder
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -69,7 +72,7 @@ RUN mkdir -p /rootfs/etc/ssl/certs \
  && printf '%s\n' root:x:0: keyturn:x:65532: > /rootfs/etc/group \
  && cp /etc/ssl/certs/ca-certificates.crt /rootfs/etc/ssl/certs/
 
-FROM ${RUNTIME_IMAGE}
+FROM ${PYTHON_IMAGE:-${RUNTIME_IMAGE}}
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG SOURCE=https://github.com/keyturn/keyturn

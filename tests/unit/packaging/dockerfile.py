@@ -40,6 +40,23 @@ def dockerfile_lines() -> Iterator[tuple[str, str]]:
         logical = ""
 
 
+def expand(text: str, args: dict[str, str]) -> str:
+    """Docker's substitution in FROM: $A, ${A}, and ${A:-word} (word itself may hold ${B})."""
+    innermost = re.compile(r"\$\{(\w+)(?::-([^${}]*))?\}|\$(\w+)")
+
+    def value(m: re.Match[str]) -> str:
+        name = m.group(1) or m.group(3)
+        if m.group(2) is not None:  # ${A:-word}: word when A is unset or empty
+            return args.get(name) or m.group(2)
+        return args[name]
+
+    while True:
+        expanded = innermost.sub(value, text)
+        if expanded == text:
+            return text
+        text = expanded
+
+
 def parse_dockerfile() -> tuple[dict[str, str], list[Stage]]:
     """Global ARG defaults and the stages, with FROM's ${ARG}s resolved."""
     global_args: dict[str, str] = {}
@@ -47,7 +64,7 @@ def parse_dockerfile() -> tuple[dict[str, str], list[Stage]]:
     for keyword, args in dockerfile_lines():
         if keyword == "FROM":
             words = args.split()
-            image = re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: global_args[m.group(1) or m.group(2)], words[0])
+            image = expand(words[0], global_args)
             name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
             stages.append(Stage(image, name))
         elif not stages and keyword == "ARG":

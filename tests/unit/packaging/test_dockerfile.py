@@ -14,7 +14,7 @@ import tomllib
 import keyturn
 import keyturn.metrics  # importing it registers the operator's metrics
 from keyturn import cli
-from unit.packaging.dockerfile import DOCKERFILE, ROOT, dockerfile_lines, exec_form, parse_dockerfile
+from unit.packaging.dockerfile import DOCKERFILE, ROOT, dockerfile_lines, exec_form, expand, parse_dockerfile
 
 
 def test_the_image_is_multi_stage_with_pinned_bases() -> None:
@@ -42,6 +42,16 @@ def test_the_venv_is_built_on_the_python_the_runtime_base_has() -> None:
     builder, final = stages[0], stages[-1]
     assert builder.base.startswith("debian:12.") and "-debian12" in final.base
     assert "python3.11 -m venv /opt/keyturn" in " ".join(builder.all("RUN"))
+
+
+def test_one_python_image_may_still_serve_both_stages() -> None:
+    """PYTHON_IMAGE, as earlier versions took it, overrides both bases (the venv links that image's
+    Python, the same in both stages); empty, the two bases apply."""
+    args, _ = parse_dockerfile()
+    assert args["PYTHON_IMAGE"] == ""
+    froms = [line for keyword, line in dockerfile_lines() if keyword == "FROM"]
+    one = {**args, "PYTHON_IMAGE": "python:3.11.14-slim-bookworm"}
+    assert {expand(line.split()[0], one) for line in froms} == {"python:3.11.14-slim-bookworm"}
 
 
 def test_the_builder_installs_with_the_lock_file() -> None:
