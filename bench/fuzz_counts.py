@@ -18,7 +18,7 @@ import json
 import random
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,9 @@ from keyturn.domain.spec import Spec, SpecError
 from keyturn.domain.spec_parser import parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from hostile import FULL_SPEC, paths_of, replaced  # noqa: E402 - lives in tests/, put on the path above
+
 CRD = ROOT / "crds" / "keyturn.dev_jwtkeysets.yaml"
 
 
@@ -143,61 +146,14 @@ def arbitrary_record(rng: random.Random) -> Any:
 
 def mutate(rng: random.Random, value: Any, names: list[str]) -> Any:
     """A copy of value with one field, list item or leaf replaced by a hostile value."""
-    copy = json.loads(json.dumps(value))
-    paths = list(_paths(copy))
-    parent, key = rng.choice(paths)
-    parent[key] = arbitrary(rng, names, depth=2) if rng.random() < 0.3 else rng.choice(HOSTILE)
-    return copy
-
-
-def _paths(value: Any) -> Iterator[tuple[Any, Any]]:
-    if isinstance(value, dict):
-        for k in list(value):
-            yield value, k
-            yield from _paths(value[k])
-    elif isinstance(value, list):
-        for i in range(len(value)):
-            yield value, i
-            yield from _paths(value[i])
+    hostile = arbitrary(rng, names, depth=2) if rng.random() < 0.3 else rng.choice(HOSTILE)
+    return replaced(value, rng.choice(paths_of(value)), hostile)
 
 
 # --------------------------------------------------------------------------------------- valid input
 VALID_SPECS: list[dict[str, Any]] = [
     {},
-    {
-        "algorithm": "RS256",
-        "keySize": 3072,
-        "kid": {"strategy": "Template", "template": "{date}_v{n}_prod"},
-        "rotation": {
-            "interval": "90d",
-            "timeZone": "Europe/Paris",
-            "window": {"start": "02:00", "end": "04:00"},
-            "publishAhead": "1h",
-            "gracePeriod": "30d",
-            "retention": "180d",
-        },
-        "tokens": {"maxLifetime": "24h", "verifierCacheTTL": "5m"},
-        "secret": {
-            "name": "api-keys",
-            "deletionPolicy": "Retain",
-            "items": [{"key": "K", "slot": "current", "format": "pem"}, {"key": "J", "format": "jwks"}],
-            "encryption": {"passphraseSecretRef": {"name": "pp", "key": "p"}},
-        },
-        "jwks": {"configMapName": "api-keys-jwks", "key": "jwks.json"},
-        "rollout": {"timeout": "10m", "pauseBetween": "10s", "onFailure": "Rollback"},
-        "analysis": {
-            "prometheus": {"address": "http://prometheus:9090", "query": "up"},
-            "successThreshold": "0.95",
-            "initialDelay": "1m",
-            "interval": "30s",
-            "count": 10,
-            "failureLimit": 1,
-            "onNoData": "Inconclusive",
-            "onFailure": "Pause",
-        },
-        "revokedKids": [{"kid": "k0", "reason": "key_compromise"}],
-        "suspend": False,
-    },
+    FULL_SPEC,
     {
         "algorithm": "HS256",
         "secretLength": 64,

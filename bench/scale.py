@@ -138,36 +138,90 @@ def keyset(name: str) -> dict[str, Any]:
     }
 
 
-def ready_names(custom: client.CustomObjectsApi) -> dict[str, dict[str, Any]]:
-    listing: dict[str, Any] = custom.list_namespaced_custom_object(GROUP, VERSION, NS, PLURAL)  # type: ignore[assignment]
-    out = {}
-    for obj in listing.get("items", []):
-        status = obj.get("status") or {}
-        if status.get("nextKid") and any(
-            c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ()
-        ):
-            out[obj["metadata"]["name"]] = status
-    return out
+def is_ready(obj: dict[str, Any]) -> bool:
+    status = obj.get("status") or {}
+    return bool(status.get("nextKid")) and any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ()
+    )
+
+
+def until_all_ready(custom: client.CustomObjectsApi, count: int, timeout: float) -> float:
+    """Monotonic time at which all `count` keysets were Ready, seen from one list and a watch: a
+    list of thousands of keysets every half second would take a good part of the two cores the
+    operator and the API server share (each list of 1,000 is 4 MB of JSON)."""
+    deadline = time.monotonic() + timeout
+    listing: Any = custom.list_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, _preload_content=False)
+    body = json.loads(listing.data)
+    ready = {obj["metadata"]["name"] for obj in body["items"] if is_ready(obj)}
+    version = body["metadata"]["resourceVersion"]
+    while len(ready) < count:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"{len(ready)} of {count} keysets Ready after {timeout:.0f} s")
+        stream: Any = custom.list_namespaced_custom_object(
+            GROUP, VERSION, NS, PLURAL, resource_version=version, watch=True, allow_watch_bookmarks=True,
+            timeout_seconds=max(1, int(left)), _preload_content=False, _request_timeout=(10, left + 10),
+        )  # fmt: skip
+        raw: Any = getattr(stream, "response", stream)
+        try:
+            for line in raw:
+                event = json.loads(line)
+                obj = event["object"]
+                if event["type"] == "ERROR":
+                    raise RuntimeError(f"watching the keysets: {obj.get('message')}")
+                version = obj["metadata"]["resourceVersion"]
+                if event["type"] != "BOOKMARK":
+                    name = obj["metadata"]["name"]
+                    (ready.add if event["type"] != "DELETED" and is_ready(obj) else ready.discard)(name)
+                if len(ready) == count:
+                    break
+        finally:
+            raw.release_conn()
+    return time.monotonic()
 
 
 def revoke(custom: client.CustomObjectsApi, core: client.CoreV1Api, name: str, tag: str) -> float:
-    """Milliseconds from the status.emergency patch until the kid is out of the JWKS and no longer signs."""
+    """Milliseconds from the status.emergency patch until the kid is out of the JWKS and no longer signs.
+
+    The JWKS ConfigMap is watched, not polled: twenty probes polling every few milliseconds would
+    load the API server they measure, and on this machine the operator's CPU with it. Keyturn
+    writes the Secret before the JWKS, so the Secret is read once the JWKS has changed."""
     obj: dict[str, Any] = custom.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name)  # type: ignore[assignment]
     old = (obj.get("status") or {})["currentKid"]
+    cm_name = f"{name}-jwks"
+    selector = f"metadata.name={cm_name}"
+    answer: Any = core.list_namespaced_config_map(NS, field_selector=selector, _preload_content=False)
+    listed = json.loads(answer.data)
+    stream: Any = core.list_namespaced_config_map(
+        NS,
+        field_selector=selector,
+        resource_version=listed["metadata"]["resourceVersion"],
+        watch=True,
+        timeout_seconds=60,
+        _preload_content=False,
+        _request_timeout=(10, 70),
+    )
     patch = [{"op": "add", "path": "/status/emergency", "value": {"requestId": f"{tag}-{time.time_ns()}"}}]
     start = time.perf_counter()
     custom.patch_namespaced_custom_object_status(
         GROUP, VERSION, NS, PLURAL, name, patch, _content_type="application/json-patch+json"
     )
+    raw: Any = getattr(stream, "response", stream)
+    try:
+        for line in raw:
+            cm = json.loads(line)["object"]
+            if not any(k["kid"] == old for k in json.loads((cm.get("data") or {})["jwks.json"])["keys"]):
+                break
+        else:
+            raise TimeoutError(f"{name}: the JWKS still lists {old} after 60 s")
+    finally:
+        raw.release_conn()
 
-    def gone() -> bool:
-        cm = core.read_namespaced_config_map(f"{name}-jwks", NS)
-        if any(k["kid"] == old for k in json.loads((cm.data or {})["jwks.json"])["keys"]):
-            return False
+    def signs_another() -> bool:
         secret = core.read_namespaced_secret(name, NS)
         return bool(base64.b64decode((secret.data or {})["JWT_KID"]).decode() != old)
 
-    wait(gone, 60, f"{name}: revocation", interval=0.005)
+    wait(signs_another, 60, f"{name}: revocation", interval=0.005)
     return (time.perf_counter() - start) * 1000
 
 
@@ -211,13 +265,7 @@ def measure(count: int, args: argparse.Namespace) -> dict[str, Any]:
 
         operator = Operator(cluster, args.workers)
         started = operator.start()
-        wait(
-            lambda: len(ready_names(custom)) == count or None,
-            args.timeout,
-            f"{count} keysets Ready",
-            interval=0.5,
-        )
-        cold = time.monotonic() - started
+        cold = until_all_ready(custom, count, args.timeout) - started
         wait(lambda: operator.metrics().get("passes") or None, 30, "metrics")
         settled = operator.metrics()
         out["cold_start"] = {
@@ -244,7 +292,7 @@ def measure(count: int, args: argparse.Namespace) -> dict[str, Any]:
         out["revoke_at_rest"] = summary([revoke(custom, core, name, "rest") for name in chosen])
         say(f"revoke at rest: {out['revoke_at_rest']}")
 
-        wait(lambda: len(ready_names(custom)) == count or None, args.timeout, "all Ready again", interval=0.5)
+        until_all_ready(custom, count, args.timeout)
         operator.stop()
         restart = Operator(cluster, args.workers)
         restarted = restart.start()

@@ -43,6 +43,8 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # permission. The price: a JwtKeySet CRD installed after the start is served after a restart.
     settings.scanning.disabled = fixed_namespaces
     await _engine().start()
+    # kopf starts its watches once this handler returns: after a restart's emergencies.
+    await _engine().settled()
 
 
 @kopf.on.cleanup()

@@ -59,8 +59,8 @@ def run(
         election=election,
         egress=egress,
         early_look=exact or not namespaces,
+        look_now=True,  # its first list of the keysets runs while the rest starts up
     )
-    handlers.engine.look_early()  # its first list of the keysets runs while kopf starts up
     mode = f"leader election on Lease {election.namespace}/{election.name}" if election else "standalone"
     log.info(
         f"keyturn starting ({mode}, {workers} workers); egress allowed to {egress.describe()}",

@@ -8,6 +8,7 @@ the watch events they cause wake nothing.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -246,8 +247,18 @@ class Workloads:
     """Every call has a deadline: a hung API server must not hold a keyset's pass (and its emergency)."""
 
     def __init__(self, api: Any, request_timeout: float = REQUEST_TIMEOUT) -> None:
-        self._apps = client.AppsV1Api(api)
+        self._api = api
         self.request_timeout = request_timeout
+
+    @functools.cached_property
+    def _apps(self) -> Any:
+        """Made at first use: the client's apps module takes about 0.3 s to import, and a restart's
+        emergencies, which touch no workload, need not wait for it (Engine imports it in a thread)."""
+        return client.AppsV1Api(self._api)
+
+    def load(self) -> None:
+        """Import the client's apps module now (blocking: call it in a thread)."""
+        self._apps  # noqa: B018 - the cached property's first read is the point
 
     async def list(self, kind: WorkloadKind, namespace: str | None) -> list[dict[str, Any]]:
         """Every workload of a kind (in a namespace, or all), as JSON bodies with their kind set."""

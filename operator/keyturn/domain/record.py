@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from keyturn.domain.json_kinds import json_kind
 from keyturn.domain.model import (
     AckResult,
     AnalysisResult,
@@ -49,7 +50,7 @@ def timestamp(value: datetime) -> str:
 def parse_timestamp(text: object) -> datetime:
     """An RFC 3339 time with an offset, between EARLIEST and LATEST; else RecordError."""
     if not isinstance(text, str):
-        raise RecordError(f"a time must be a string, not {_kind(text)}")
+        raise RecordError(f"a time must be a string, not {json_kind(text)}")
     if len(text) > 40:
         raise RecordError("a time must be an RFC 3339 timestamp such as 2026-01-01T00:00:00Z")
     try:
@@ -144,29 +145,12 @@ def dumps(ring: Ring) -> str:
 
 
 # ------------------------------------------------------------------------------------------ reading
-def _kind(value: object) -> str:
-    """What a JSON value is, for messages (never the value: it may be huge)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
 class _Fields:
     """One JSON object of the record, read with the field's path in every error."""
 
     def __init__(self, value: object, path: str) -> None:
         if not isinstance(value, dict):
-            raise RecordError(f"{path or 'the record'}: must be an object, not {_kind(value)}")
+            raise RecordError(f"{path or 'the record'}: must be an object, not {json_kind(value)}")
         self.raw: dict[str, object] = value
         self.path = path
 
@@ -182,7 +166,7 @@ class _Fields:
     def string(self, name: str, *, required: bool = False) -> str | None:
         value = self._get(name, required)
         if value is not None and not isinstance(value, str):
-            raise RecordError(f"{self.at(name)}: must be a string, not {_kind(value)}")
+            raise RecordError(f"{self.at(name)}: must be a string, not {json_kind(value)}")
         return value
 
     def required_string(self, name: str) -> str:
@@ -241,7 +225,7 @@ class _Fields:
         if value is None:
             return []
         if not isinstance(value, list):
-            raise RecordError(f"{self.at(name)}: must be a list, not {_kind(value)}")
+            raise RecordError(f"{self.at(name)}: must be a list, not {json_kind(value)}")
         return value
 
     def objects(self, name: str) -> list[_Fields]:
@@ -251,7 +235,7 @@ class _Fields:
         values = self.items(name)
         for i, value in enumerate(values):
             if not isinstance(value, str):
-                raise RecordError(f"{self.at(name)}[{i}]: must be a string, not {_kind(value)}")
+                raise RecordError(f"{self.at(name)}[{i}]: must be a string, not {json_kind(value)}")
         return tuple(str(v) for v in values)
 
     def jwk(self, name: str) -> dict[str, str] | None:
@@ -315,18 +299,18 @@ def _ack(raw: _Fields) -> EmergencyAck:
 def loads(text: object) -> Ring:
     """Read a record; anything but a record this version wrote is a RecordError naming the field."""
     if not isinstance(text, str):
-        raise RecordError(f"the key record must be text, not {_kind(text)}")
+        raise RecordError(f"the key record must be text, not {json_kind(text)}")
     try:
         raw = json.loads(text)
     except (ValueError, RecursionError) as exc:
         detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:120]
         raise RecordError(f"the key record is not JSON: {detail}") from None
     if not isinstance(raw, dict):
-        raise RecordError(f"the key record must be a JSON object, not {_kind(raw)}")
+        raise RecordError(f"the key record must be a JSON object, not {json_kind(raw)}")
     version = raw.get("version")
     if isinstance(version, bool) or version != FORMAT_VERSION:
         small = isinstance(version, int) and not isinstance(version, bool) and abs(version) < 10**9
-        shown = version if small else _kind(version)
+        shown = version if small else json_kind(version)
         raise RecordError(f"unsupported record version {shown} (this Keyturn reads {FORMAT_VERSION})")
     fields = _Fields(raw, "")
     keys = tuple(_key(k) for k in fields.objects("keys"))

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from keyturn.domain.cron import cron_problem
 from keyturn.domain.durations import MAX_DURATION, format_duration, parse_duration
 from keyturn.domain.issuer import IssuerError, parse_issuer
+from keyturn.domain.json_kinds import json_kind
 from keyturn.domain.propagation import template_problem
 from keyturn.domain.spec import (
     ALGORITHMS,
@@ -71,23 +72,6 @@ E = TypeVar("E", bound=StrEnum)
 _CLOCK = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
 
 
-def _kind(value: object) -> str:
-    """What a JSON value is, for messages (never the value itself: it may be huge or private)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list | tuple):
-        return "a list"
-    if isinstance(value, Mapping):
-        return "an object"
-    return type(value).__name__
-
-
 def _quote(text: str) -> str:
     return repr(text) if len(text) <= 64 else f"{text[:64]!r}… ({len(text)} characters)"
 
@@ -109,7 +93,7 @@ class _Object:
         if value is None:
             return cls(path, {})
         if not isinstance(value, Mapping):
-            raise SpecError(f"{path}: must be an object, not {_kind(value)}")
+            raise SpecError(f"{path}: must be an object, not {json_kind(value)}")
         return cls(path, value)
 
     def at(self, name: str) -> str:
@@ -127,13 +111,13 @@ class _Object:
         if value is None:
             return []
         if not isinstance(value, list | tuple):
-            raise SpecError(f"{self.at(name)}: must be a list, not {_kind(value)}")
+            raise SpecError(f"{self.at(name)}: must be a list, not {json_kind(value)}")
         return [_Object.of_item(item, f"{self.at(name)}[{i}]") for i, item in enumerate(value)]
 
     @staticmethod
     def of_item(value: object, path: str) -> _Object:
         if not isinstance(value, Mapping):
-            raise SpecError(f"{path}: must be an object, not {_kind(value)}")
+            raise SpecError(f"{path}: must be an object, not {json_kind(value)}")
         return _Object(path, value)
 
     def string(self, name: str) -> str | None:
@@ -142,7 +126,7 @@ class _Object:
         if value is None or value == "":
             return None
         if not isinstance(value, str):
-            raise SpecError(f"{self.at(name)}: must be a string, not {_kind(value)}")
+            raise SpecError(f"{self.at(name)}: must be a string, not {json_kind(value)}")
         return value
 
     def required(self, name: str) -> str:
@@ -156,7 +140,7 @@ class _Object:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
-            raise SpecError(f"{self.at(name)}: must be an integer, not {_kind(value)}")
+            raise SpecError(f"{self.at(name)}: must be an integer, not {json_kind(value)}")
         return value
 
     def boolean(self, name: str) -> bool:
@@ -164,7 +148,7 @@ class _Object:
         if value is None:
             return False
         if not isinstance(value, bool):
-            raise SpecError(f"{self.at(name)}: must be true or false, not {_kind(value)}")
+            raise SpecError(f"{self.at(name)}: must be true or false, not {json_kind(value)}")
         return value
 
     def choice(self, name: str, kind: type[E], default: E | None = None) -> E:
@@ -425,7 +409,7 @@ def _threshold(raw: _Object, name: str, default: str) -> float:
         value = default
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise SpecError(
-            f'{path}: must be a decimal number written as a string, e.g. "{default}", not {_kind(value)}'
+            f'{path}: must be a decimal number written as a string, e.g. "{default}", not {json_kind(value)}'
         )
     try:
         threshold = float(value)

@@ -51,6 +51,8 @@ RESYNC_EVERY = 600.0  # the workload index is swept against a full LIST this oft
 # The longest the gate stays half open for the early look's first list and kopf's listing of the
 # same keysets (Engine._open_gate): past it, passes run all the same.
 LISTING_GRACE = 30.0
+# The longest a start waits for the emergencies the early look found (Engine.settle).
+SETTLE_LIMIT = 5.0
 
 
 @dataclass(frozen=True)
@@ -80,10 +82,23 @@ class Engine:
         election: Election | None = None,
         egress: EgressPolicy | None = None,
         early_look: bool = True,
+        look_now: bool = False,
     ) -> None:
         self.api = api
         self.namespaces = namespaces
         self.keysets = Keysets(api, cached=True)
+        # The early look (_EarlyLook): a lean list-watch of the keysets of its own. Until its first
+        # list of every scope is in, and kopf has delivered the keysets it listed, the gate stays
+        # half open (_open_gate). Off when kopf serves namespace globs: it would look elsewhere.
+        self._scopes = (list(self.namespaces) or [""]) if early_look else []
+        self._unlisted: set[str] = set(self._scopes)
+        self._unwatched: set[Key] = set()
+        self._stop_threads = threading.Event()
+        self._look = _EarlyLook(self)
+        if look_now:
+            # Its list is then on its way while the rest is built: the Kubernetes client's core and
+            # apps modules alone take about 0.4 s to import, a restart's emergencies wait for both.
+            self.look_early()
         self.index = WorkloadIndex()
         self.workloads = Workloads(api)
         # Keyturn's Secrets and ConfigMaps as their watch threads see them: a pass reads from here.
@@ -118,15 +133,9 @@ class Engine:
         self._echoes: dict[Key, list[tuple[str, str, str, object]]] = {}
         # Keysets whose pass ran before the workload index was listed (emergencies only).
         self._early: set[Key] = set()
-        # The early look (_EarlyLook): a lean list-watch of the keysets of its own. Until its first
-        # list of every scope is in, and kopf has delivered the keysets it listed, the gate stays
-        # half open (_open_gate). Off when kopf serves namespace globs: it would look elsewhere.
-        self._scopes = (list(self.namespaces) or [""]) if early_look else []
-        self._unlisted: set[str] = set(self._scopes)
-        self._unwatched: set[Key] = set()
-        self._stop_threads = threading.Event()
-        self._look = _EarlyLook(self)
         self._owned = [_OwnedLook(self, kind, store) for kind, store in self.stores.items()]
+        self._listed = asyncio.Event()  # the early look has listed every scope
+        self._settled = asyncio.Event()  # see settled()
         self._tasks: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------------------------ lifecycle
@@ -135,14 +144,14 @@ class Engine:
         self._open_gate()  # standalone: emergencies may run before the first listing
         self.look_early()  # if operator_main has not already
         loop = asyncio.get_running_loop()
-        self._look.attach(loop)
+        if not self._unlisted:
+            self._listed.set()
         for owned in self._owned:
             owned.attach(loop)
-            for scope in list(self.namespaces) or [""]:
-                list_watch.owned(self.api, owned.kind, scope, owned, self._stop_threads, log).start()
+        self._look.attach(loop)  # hands over a list that came in before
         self._tasks = [
             asyncio.create_task(self.scheduler.run(), name="keyturn-scheduler"),
-            asyncio.create_task(self._resync_loop(), name="keyturn-resync"),
+            asyncio.create_task(self._settle_then_watch(), name="keyturn-resync"),
             asyncio.create_task(self._listing_grace(), name="keyturn-listing-grace"),
         ]
         if self.elector is not None:
@@ -203,6 +212,29 @@ class Engine:
         for scope in self._scopes:
             self.keysets.list_watch(scope, self._look, self._stop_threads).start()
 
+    async def settled(self) -> None:
+        """Until the early look has listed the keysets and the emergencies it found have had their
+        passes, at most SETTLE_LIMIT seconds. kopf's startup handler awaits this, so kopf's own
+        listing of thousands of keysets starts after them; so do the bulk lists of Keyturn's
+        Secrets, ConfigMaps and workloads (_settle_then_watch). Each of these, on the same two
+        cores, would slow a restart's revocations down; until their lists are in, a pass GETs what
+        it reads (OwnedStore) and only emergencies run (_open_gate)."""
+        await self._settled.wait()
+
+    async def _settle_then_watch(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._settle(), SETTLE_LIMIT)
+        self._settled.set()
+        for owned in self._owned:
+            for scope in list(self.namespaces) or [""]:
+                list_watch.owned(self.api, owned.kind, scope, owned, self._stop_threads, log).start()
+        await self._resync_loop()
+
+    async def _settle(self) -> None:
+        await self._listed.wait()
+        if self.leading:  # a standby runs no pass: its emergencies wait for the Lease
+            await self.scheduler.calm()
+
     def _early_list(self, scope: str, bodies: list[dict[str, Any]]) -> None:
         """The early look listed a scope: every keyset it holds, in its lane at once."""
         first = scope in self._unlisted
@@ -211,6 +243,8 @@ class Engine:
                 self._unwatched.add(_key(body))  # kopf has not delivered this version yet
         self._unlisted.discard(scope)
         self._open_gate()
+        if not self._unlisted:
+            self._listed.set()
 
     def _early_event(self, body: dict[str, Any]) -> None:
         """The early look saw an emergency: it need not wait for kopf's backlog."""
@@ -221,6 +255,8 @@ class Engine:
         if scope in self._unlisted:
             self._unlisted.discard(scope)
             self._open_gate()
+            if not self._unlisted:
+                self._listed.set()
 
     async def _listing_grace(self) -> None:
         await asyncio.sleep(LISTING_GRACE)
@@ -363,6 +399,7 @@ class Engine:
         """List every workload kind now and every RESYNC_EVERY seconds: the first listing opens the
         gate (no pass may think a keyset has no targets before it), later ones sweep what a watch
         reconnection missed."""
+        await asyncio.to_thread(self.workloads.load)  # about 0.3 s of imports, not on the loop
         while True:
             try:
                 await self._resync()

@@ -34,6 +34,7 @@ class Lane(IntEnum):
 class _State:
     queued: Lane | None = None  # the lane it waits in (None: not waiting)
     running: bool = False
+    lane: Lane | None = None  # the lane of the pass running now
     again: Lane | None = None  # woken while running: run again in this lane
     timer: float | None = None  # when its timer fires (monotonic seconds)
 
@@ -54,6 +55,7 @@ class Scheduler:
         # False while only emergencies may run (the gate is half open: see Engine._open_gate).
         self.full = True
         self.running = 0
+        self._pass_ended = asyncio.Event()
 
     # ------------------------------------------------------------------------------ feeding it
     def wake(self, key: Key, lane: Lane = Lane.CHANGE) -> None:
@@ -93,6 +95,16 @@ class Scheduler:
         state = self._states.get(key)
         return state is not None and state.running
 
+    def urgent(self) -> bool:
+        """An emergency waits or runs."""
+        return any(s.queued is Lane.EMERGENCY or s.lane is Lane.EMERGENCY for s in self._states.values())
+
+    async def calm(self) -> None:
+        """Return once no emergency waits or runs (never while the gate is closed and one waits)."""
+        while self.urgent():
+            self._pass_ended.clear()
+            await self._pass_ended.wait()
+
     def queued(self) -> int:
         return sum(1 for s in self._states.values() if s.queued is not None)
 
@@ -117,14 +129,15 @@ class Scheduler:
             if key is None:
                 continue
             state = self._states[key]
-            state.queued, state.running = None, True
+            state.lane, state.queued, state.running = state.queued, None, True
             self.running += 1
             delay: float | None = None
             try:
                 delay = await self._run_pass(key)
             finally:
                 self.running -= 1
-                state.running = False
+                state.running, state.lane = False, None
+                self._pass_ended.set()
             if key not in self._states:
                 continue  # forgotten while it ran
             if delay is not None:

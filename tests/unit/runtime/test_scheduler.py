@@ -167,3 +167,35 @@ def test_every_queued_keyset_runs_exactly_once(workers: int) -> None:
 
     ran = run_until_idle(setup, workers=workers)
     assert sorted(ran) == sorted(keys)
+
+
+def test_calm_waits_for_the_emergencies_only() -> None:
+    """calm() returns once no emergency waits or runs; changes still queued do not hold it."""
+    ran: list[Key] = []
+    release = asyncio.Event()
+
+    async def main() -> tuple[bool, bool]:
+        async def one_pass(key: Key) -> float | None:
+            ran.append(key)
+            if key == C:
+                await release.wait()  # the emergency's pass is still running
+            return None
+
+        scheduler = Scheduler(one_pass, workers=1)
+        task = asyncio.create_task(scheduler.run())
+        await asyncio.wait_for(scheduler.calm(), timeout=5)  # nothing urgent: at once
+        scheduler.wake(A, Lane.CHANGE)
+        scheduler.wake(C, Lane.EMERGENCY)
+        scheduler.open(full=False)  # half open: the change waits
+        calm = asyncio.create_task(scheduler.calm())
+        await turns()
+        held = not calm.done() and ran == [C]  # the emergency runs: calm waits
+        release.set()
+        await asyncio.wait_for(calm, timeout=5)
+        task.cancel()
+        return held, scheduler.queued() == 1  # the change still waits behind the half-open gate
+
+    held, change_waits = asyncio.run(main())
+    assert held
+    assert change_waits
+    assert ran == [C]
