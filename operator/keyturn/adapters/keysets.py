@@ -19,7 +19,7 @@ from kubernetes import client
 from keyturn import GROUP, PLURAL, VERSION
 from keyturn.adapters.kube import get_or_none, newer
 from keyturn.adapters.kube import write as owned_write
-from keyturn.adapters.list_watch import ListWatch, Sink
+from keyturn.adapters.list_watch import ListWatch, Peek, Sink
 from keyturn.domain.annotations import FINALIZER
 
 KIND = "JwtKeySet"
@@ -76,13 +76,16 @@ class Keysets:
 
     def list_watch(self, scope: str, sink: Sink, stop: threading.Event) -> ListWatch:
         """A list-watch thread of the keysets of one scope ("" for every namespace)."""
+        return ListWatch(self._lister, scope, sink, stop, what="JwtKeySets", log=log)
 
-        def lister(scope: str, **query: Any) -> Any:
-            if scope:
-                return self._custom.list_namespaced_custom_object(GROUP, VERSION, scope, PLURAL, **query)
-            return self._custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **query)
+    def peek(self, scope: str, sink: Sink, stop: threading.Event, seconds: int) -> Peek:
+        """A thread following the keysets' events of the next `seconds`, while list_watch lists."""
+        return Peek(self._lister, scope, sink, stop, what="JwtKeySets", log=log, seconds=seconds)
 
-        return ListWatch(lister, scope, sink, stop, what="JwtKeySets", log=log)
+    def _lister(self, scope: str, **query: Any) -> Any:
+        if scope:
+            return self._custom.list_namespaced_custom_object(GROUP, VERSION, scope, PLURAL, **query)
+        return self._custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **query)
 
     async def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         """JSON merge patch of only the fields that changed; a person's status.emergency survives."""

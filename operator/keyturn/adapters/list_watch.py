@@ -68,6 +68,7 @@ class ListWatch(threading.Thread):
         self.what = what
         self.log = log
         self.query: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
+        self.watch_seconds = WATCH_SECONDS
 
     def run(self) -> None:
         backoff = 1.0
@@ -111,7 +112,7 @@ class ListWatch(threading.Thread):
             resource_version=version,
             allow_watch_bookmarks=True,
             watch=True,
-            timeout_seconds=WATCH_SECONDS,
+            timeout_seconds=self.watch_seconds,
             _preload_content=False,
             _request_timeout=(10, READ_TIMEOUT),
         )
@@ -145,6 +146,30 @@ class ListWatch(threading.Thread):
             response.release_conn()
         self.sink.synced(self.scope)  # the server ended the watch cleanly: nothing was missed
         return version
+
+
+class Peek(ListWatch):
+    """The events of the next `seconds`, without the list: started beside a ListWatch whose first
+    list is long to answer (tens of MB for 10,000 keysets), so that a change made meanwhile reaches
+    the sink at once; the list holds everything older. Its version comes from a list of one item.
+    Events may reach the sink twice (here and after the list): the sink must not mind. On any
+    failure it just ends: the ListWatch beside it sees everything all the same, only later."""
+
+    def __init__(self, lister: Lister, scope: str, sink: Sink, stop: threading.Event, *, what: str,
+                 log: logging.Logger, seconds: int) -> None:  # fmt: skip
+        super().__init__(lister, scope, sink, stop, what=what, log=log)
+        self.name = f"peek-{what}-{scope or 'all'}"
+        self.watch_seconds = seconds
+
+    def run(self) -> None:
+        try:
+            response = self.lister(self.scope, limit=1, _preload_content=False, _request_timeout=(10, 30))
+            version = str(json.loads(_raw(response).data)["metadata"]["resourceVersion"])
+            self._watch(version)
+        except Exception as exc:
+            self.log.debug(
+                "peek at %s ended: %s", self.what, _describe(exc), extra={"namespace": self.scope or None}
+            )
 
 
 def owned(

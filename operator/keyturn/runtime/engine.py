@@ -51,8 +51,10 @@ RESYNC_EVERY = 600.0  # the workload index is swept against a full LIST this oft
 # The longest the gate stays half open for the early look's first list and kopf's listing of the
 # same keysets (Engine._open_gate): past it, passes run all the same.
 LISTING_GRACE = 30.0
-# The longest a start waits for the emergencies the early look found (Engine.settle).
+# The longest a start waits for the emergencies the early look found (Engine.settled).
 SETTLE_LIMIT = 5.0
+# How long the early look follows events beside its first list (adapters/list_watch.Peek).
+PEEK_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -210,6 +212,9 @@ class Engine:
             return
         self._look.started = True
         for scope in self._scopes:
+            # The peek first: an emergency patched while the list is answered (seconds for 10,000
+            # keysets) reaches the engine at once; the list brings the older ones.
+            self.keysets.peek(scope, self._look, self._stop_threads, PEEK_SECONDS).start()
             self.keysets.list_watch(scope, self._look, self._stop_threads).start()
 
     async def settled(self) -> None:

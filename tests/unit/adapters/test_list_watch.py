@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from keyturn.adapters import list_watch
-from keyturn.adapters.list_watch import ListWatch
+from keyturn.adapters.list_watch import ListWatch, Peek
 
 
 class Response:
@@ -135,3 +135,42 @@ def test_owned_objects_are_selected_by_keyturn_s_label() -> None:
     )
     assert thread.query == {"label_selector": "app.kubernetes.io/managed-by=keyturn"}
     assert thread.scope == "" and thread.daemon
+
+
+def peek(answers: list[Response | Exception]) -> tuple[list[tuple[str, Any]], list[dict[str, Any]]]:
+    """Run a Peek inline over scripted answers: what the sink saw and the queries."""
+    stop = threading.Event()
+    sink = Recorder(stop, after=100)
+    queries: list[dict[str, Any]] = []
+
+    def lister(scope: str, **query: Any) -> Any:
+        queries.append(query)
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    Peek(lister, "ns", sink, stop, what="things", log=logging.getLogger("test"), seconds=60).run()
+    return sink.calls, queries
+
+
+def test_a_peek_follows_the_events_from_now_without_the_list() -> None:
+    events = [{"type": "MODIFIED", "object": obj("a", "8")}]
+    calls, queries = peek([listed("x", version="7"), Response(lines=events)])
+    assert calls == [("MODIFIED", "a"), ("synced", "ns")]  # no replace: the list is not its business
+    assert queries[0]["limit"] == 1  # only the collection's version
+    assert queries[1]["resource_version"] == "7" and queries[1]["timeout_seconds"] == 60
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        [ConnectionError("away")],
+        [listed(version="7"), Response(status=410)],
+        [Response(data={"metadata": {}})],
+    ],
+    ids=["list fails", "watch expired", "no version"],
+)
+def test_a_peek_that_fails_just_ends(answers: list[Response | Exception]) -> None:
+    calls, _ = peek(answers)
+    assert calls == []  # nothing reported: the ListWatch beside it sees everything, later
