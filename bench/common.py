@@ -26,6 +26,25 @@ def say(line: str) -> None:
     print(f"[bench] {line}", file=sys.stderr, flush=True)
 
 
+def keyturn_run(namespace: str, *flags: str) -> list[str]:
+    """The command of the operator the benchmarks measure: `keyturn run` for one namespace, with
+    JSON logs and no health port."""
+    return [sys.executable, "-m", "keyturn", "run", "--namespace", namespace, "--health-port=0",
+            "--log-format=json", *flags]  # fmt: skip
+
+
+def stop(proc: subprocess.Popen[bytes] | None, timeout: float = 20) -> None:
+    """SIGTERM, as a Pod's stop; SIGKILL if the process has not exited within `timeout`."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @contextlib.contextmanager
 def environment(namespace: str = "bench") -> Iterator[tuple[localcluster.LocalCluster, Any]]:
     """A fresh control plane with the CRD and a running operator; everything stopped on exit."""
@@ -35,21 +54,7 @@ def environment(namespace: str = "bench") -> Iterator[tuple[localcluster.LocalCl
         log = cluster.workdir / "operator.log"
         with log.open("wb") as handle:
             operator = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "keyturn",
-                    "run",
-                    "--standalone",
-                    "--namespace",
-                    namespace,
-                    "--metrics-port",
-                    "0",
-                    "--health-port",
-                    "0",
-                    "--log-format",
-                    "json",
-                ],
+                keyturn_run(namespace, "--standalone", "--metrics-port=0"),
                 env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
                 stdout=handle,
                 stderr=subprocess.STDOUT,
@@ -57,11 +62,7 @@ def environment(namespace: str = "bench") -> Iterator[tuple[localcluster.LocalCl
         try:
             yield cluster, cluster.api_client()
         finally:
-            operator.send_signal(signal.SIGTERM)
-            try:
-                operator.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                operator.kill()
+            stop(operator)
 
 
 def wait(predicate: Callable[[], T | None], timeout: float, what: str, interval: float = 0.002) -> T:

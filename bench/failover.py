@@ -24,7 +24,6 @@ import re
 import signal
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from typing import Any
 from kubernetes import client, watch
 from kubernetes.client import ApiClient, ApiException
 
-from common import ROOT, say, wait
+from common import ROOT, keyturn_run, say, stop, wait
 
 # isort: split
 import localcluster  # in hack/, which importing common put on the path
@@ -61,19 +60,7 @@ class Replica:
     def start(self) -> None:
         with self.log.open("ab") as handle:
             self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "keyturn",
-                    "run",
-                    "--namespace",
-                    NS,
-                    f"--lease={LEASE}",
-                    f"--lease-duration={LEASE_DURATION}",
-                    "--metrics-port=0",
-                    "--health-port=0",
-                    "--log-format=json",
-                ],
+                keyturn_run(NS, f"--lease={LEASE}", f"--lease-duration={LEASE_DURATION}", "--metrics-port=0"),
                 env={
                     **os.environ,
                     "KUBECONFIG": str(self.kubeconfig),
@@ -90,13 +77,7 @@ class Replica:
         self.proc.send_signal(sig)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop(self.proc)
 
     def reasons(self) -> list[str]:
         out = []

@@ -24,7 +24,6 @@ import json
 import os
 import random
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from typing import Any
 
 from kubernetes import client
 
-from common import ROOT, percentile, say, wait
+from common import ROOT, keyturn_run, percentile, say, stop, wait
 
 sys.path.insert(0, str(ROOT / "hack"))
 import localcluster
@@ -59,23 +58,7 @@ class Operator:
     def start(self) -> float:
         log = (self.cluster.workdir / "operator.log").open("ab")
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "keyturn",
-                "run",
-                "--standalone",
-                "--namespace",
-                NS,
-                "--workers",
-                str(self.workers),
-                "--metrics-port",
-                str(self.port),
-                "--health-port",
-                "0",
-                "--log-format",
-                "json",
-            ],
+            keyturn_run(NS, "--standalone", f"--workers={self.workers}", f"--metrics-port={self.port}"),
             env={**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)},
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -83,13 +66,7 @@ class Operator:
         return time.monotonic()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop(self.proc, timeout=30)
 
     def metrics(self) -> dict[str, float]:
         """Pass count, write count and request count, from the operator's own exposition."""
