@@ -182,8 +182,11 @@ class Gatherer:
         promoted = _promoted_by_emergency(requests, ring)
         if promoted is not None:
             asked = (*kids, promoted) if promoted else kids
+            # Observed before any answer: the kids in question count as not yet accepted, so no
+            # `reload: none` signer is taken for ready on the strength of a question not asked.
+            unknown = {kid: Share(now, None, "asked beside an emergency") for kid in kids}
             (rollout, degraded), shares = await asyncio.gather(
-                self._observe(obj, acting, ring, now, {}),
+                self._observe(obj, acting, ring, now, unknown),
                 self._ask(spec, asked, now, EMERGENCY_TIMEOUT),
             )
             return rollout, degraded, shares

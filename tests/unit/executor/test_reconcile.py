@@ -454,6 +454,16 @@ def test_an_emergency_during_the_hold_is_not_delayed_and_says_the_share() -> Non
     assert world.states()[current] == "revoked"
 
 
+def test_beside_an_emergency_the_rollouts_take_no_kid_in_question_as_accepted() -> None:
+    """The targets are observed while the gate is asked: a `reload: none` signer must not count as
+    having the key before the answer is in."""
+    world, _, nxt = held_world(0.5)
+    world.emergency({"requestId": "inc-9", "reason": "key_compromise"})
+    world.clock.now = DUE + INTERVAL  # the next question is due
+    world.run()
+    assert {nxt: Share(world.clock.now, None, "asked beside an emergency")} in world.rollouts.shares
+
+
 def test_an_emergency_asks_with_a_short_timeout() -> None:
     world = ready_world(GATED)
     nxt = world.status["nextKid"]
