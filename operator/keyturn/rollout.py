@@ -273,7 +273,7 @@ class Rollouts:
         return found
 
     async def _patch(self, spec: Spec, result: RolloutResult, what: str, call: Awaitable[None]) -> bool:
-        """One Deployment write; a failure is this target's fault (TargetFailed), never the pass's."""
+        """One workload write; a failure is this target's fault (TargetFailed), never the pass's."""
         try:
             await call
         except Exception as exc:  # a peripheral fault: reported, never raised

@@ -39,7 +39,7 @@ CACHE_TTL_ANNOTATION: Final = "keyturn.dev/cache-ttl"
 JWKS_ANNOTATIONS: Final = (ISSUER_ANNOTATION, NEXT_CHANGE_ANNOTATION, CACHE_TTL_ANNOTATION)
 
 # ---------------------------------- on a target workload (Deployment, StatefulSet, DaemonSet), by people
-# The keyset(s) whose keys the Deployment loads (comma-separated).
+# The keyset(s) whose keys the workload loads (comma-separated).
 KEYSET_ANNOTATION: Final = "keyturn.dev/keyset"
 ROLE_ANNOTATION: Final = "keyturn.dev/role"  # verifier, signer or both (the default)
 HEALTH_ANNOTATION: Final = "keyturn.dev/health-url"  # checked after each restart
@@ -49,7 +49,7 @@ RELOAD_ANNOTATION: Final = "keyturn.dev/reload"  # restart (the default) or none
 # ------------------------------------------------------- on a target workload, written by Keyturn
 # On the pod template: the revision of the keys the Pods were started for (changing it restarts them).
 REVISION_PREFIX: Final = "keyturn.dev/rev-"
-# On the Deployment's metadata (no restart): when Keyturn stamped it, and which revision passed the gate.
+# On the workload's metadata (no restart): when Keyturn stamped it, and which revision passed the gate.
 STAMPED_PREFIX: Final = "keyturn.dev/stamped-"
 VERIFIED_PREFIX: Final = "keyturn.dev/ready-"
 

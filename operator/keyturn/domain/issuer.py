@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Final
 
 MAX_ISSUER_LENGTH: Final = 253
-# The CRD holds the same expression (tests/unit/jwks_server/test_issuer.py checks they agree).
+# The CRD holds the same expression (tests/unit/domain/test_publication.py checks they agree).
 ISSUER_PATTERN: Final = (
     r"^https://[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]{1,5})?(/[A-Za-z0-9._~-]+)*/?$"
 )

@@ -20,13 +20,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from keyturn import failpoints, metrics
-from keyturn.adapters.configmaps import ConfigMaps
-from keyturn.adapters.events import Events
-from keyturn.adapters.keysets import Keysets
-from keyturn.adapters.secrets import Secrets
 from keyturn.domain import policies, propagation
 from keyturn.domain import status as status_view
 from keyturn.domain.inputs import ConfigMapSnapshot, Inputs, SecretSnapshot
@@ -53,7 +48,7 @@ from keyturn.executor.report import Reporter
 from keyturn.keys.secret_data import MissingMaterial
 from keyturn.keys.self_test import KeySelfTestError
 from keyturn.propagation import PropagationGate
-from keyturn.rollout import RolloutResult, Rollouts
+from keyturn.rollout import RolloutResult
 
 log = logging.getLogger("keyturn")
 
@@ -100,20 +95,6 @@ class Executor:
         self.writer = Writer(secrets, configmaps)
         self.reporter = Reporter(keysets, events)
         self.rollouts = rollouts
-
-    @classmethod
-    def from_api(
-        cls, api: Any, rollouts: RolloutPort | None = None, issuers: IssuerPort | None = None
-    ) -> Executor:
-        """The executor on the real adapters of one API client."""
-        return cls(
-            issuers=issuers,
-            keysets=Keysets(api),
-            secrets=Secrets(api),
-            configmaps=ConfigMaps(api),
-            events=Events(api),
-            rollouts=rollouts or Rollouts(api),
-        )
 
     async def reconcile(self, namespace: str, name: str) -> Outcome:
         started = time.perf_counter()
