@@ -11,7 +11,7 @@ from datetime import datetime
 from keyturn.domain.annotations import CACHE_TTL_ANNOTATION, ISSUER_ANNOTATION, NEXT_CHANGE_ANNOTATION
 from keyturn.domain.model import KeyState, Ring
 from keyturn.domain.record import timestamp
-from keyturn.domain.schedule import END_OF_TIME, align_to_window, due_after, earliest, later
+from keyturn.domain.schedule import END_OF_TIME, earliest, scheduled_activation
 from keyturn.domain.spec import Spec
 
 
@@ -31,10 +31,7 @@ def next_change(spec: Spec, ring: Ring) -> datetime | None:
     ]
     current, nxt = ring.current, ring.next
     if current is not None and nxt is not None and not spec.suspend:
-        rotation = spec.rotation
-        ready_at = later(nxt.published_at or nxt.created_at, rotation.publish_ahead)
-        due = due_after(rotation, current.activated_at or current.created_at)
-        moments.append(align_to_window(rotation, max(due, ready_at)))
+        moments.append(scheduled_activation(spec.rotation, current, nxt))
     soonest = earliest(*moments)
     return None if soonest is None or soonest >= END_OF_TIME else soonest
 

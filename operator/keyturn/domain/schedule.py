@@ -82,17 +82,27 @@ def activation_time(
     `manual`: a person asked (no schedule, no window, but publishAhead holds). `held`: scheduled
     rotations are held (suspended, analysing, paused): None.
     """
-    ready_at = later(nxt.published_at or nxt.created_at, rotation.publish_ahead)
     if manual:
-        return ready_at, True
+        return ready_at(rotation, nxt), True
     if held:
         return None, False
-    due = due_after(rotation, current.activated_at or current.created_at)
-    scheduled = align_to_window(rotation, max(due, ready_at))
+    scheduled = scheduled_activation(rotation, current, nxt)
     allowed_now = in_window(rotation.window, now.astimezone(rotation.time_zone))
     if scheduled <= now and not allowed_now:
         return align_to_window(rotation, now), False
     return scheduled, allowed_now
+
+
+def ready_at(rotation: Rotation, nxt: Key) -> datetime:
+    """The earliest `nxt` may sign: publishAhead after it was published."""
+    return later(nxt.published_at or nxt.created_at, rotation.publish_ahead)
+
+
+def scheduled_activation(rotation: Rotation, current: Key, nxt: Key) -> datetime:
+    """When the schedule activates `nxt`: due after `current` took over, not before it is ready,
+    moved into the window."""
+    due = due_after(rotation, current.activated_at or current.created_at)
+    return align_to_window(rotation, max(due, ready_at(rotation, nxt)))
 
 
 def earliest(*moments: datetime | None) -> datetime | None:

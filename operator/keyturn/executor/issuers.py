@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from keyturn.domain.issuer import IssuerError, parse_issuer
+from keyturn.domain.spec import HMAC_ALGORITHMS
 
 
 @dataclass(frozen=True, order=True)
@@ -64,7 +65,7 @@ def issuer_of(spec: object) -> str | None:
         return None
     jwks, algorithm = spec.get("jwks"), spec.get("algorithm")
     value = jwks.get("issuer") if isinstance(jwks, Mapping) else None
-    if not isinstance(value, str) or (isinstance(algorithm, str) and algorithm.startswith("HS")):
+    if not isinstance(value, str) or (isinstance(algorithm, str) and algorithm in HMAC_ALGORITHMS):
         return None
     try:
         parse_issuer(value)

@@ -62,13 +62,21 @@ class Reporter:
     async def flush(self, namespace: str, name: str) -> None:
         """Post the pass's Events together: one round trip instead of one each (best effort)."""
         pending = self._pending.pop((namespace, name), [])
-        await asyncio.gather(
+        results = await asyncio.gather(
             *(
                 self.events.post(obj, reason, message, warning=warning)
                 for obj, reason, message, warning in pending
             ),
             return_exceptions=True,
         )
+        for (_, reason, _, _), result in zip(pending, results, strict=True):
+            if isinstance(result, Exception):  # a timeout, a lost connection: said, never raised
+                log.warning(
+                    "could not post event %s: %s",
+                    reason,
+                    type(result).__name__,
+                    extra={"namespace": namespace, "keyset": name},
+                )
 
     def stalled(self, obj: Mapping[str, Any], violations: list[Violation]) -> None:
         """A Warning per problem when the keyset becomes Stalled, not on every pass it stays so."""
