@@ -6,7 +6,7 @@ can be run again: it makes what is there match and says so.
 
     M="python hack/sa_signer_migration.py" KS=kube-system/service-accounts S=/var/run/keyturn/sa-signer.sock
     $M prepare     --keyset $KS [--algorithm RS256] [--max-token-lifetime 24h] [--grace-period 7d]
-    $M credentials --keyset $KS --out /etc/kubernetes/keyturn
+    $M credentials --keyset $KS --out /etc/kubernetes
     $M signer-pod  --keyset $KS --image IMAGE > /etc/kubernetes/manifests/keyturn-sa-signer.yaml
     $M check       --keyset $KS --socket $S
     $M apiserver   --manifest /etc/kubernetes/manifests/kube-apiserver.yaml --socket $S

@@ -383,7 +383,7 @@ def parser() -> argparse.ArgumentParser:
         "--cache",
         metavar="FILE",
         help="node-local cache (0600): served at start-up and while the API server is down; "
-        "rewritten after every change of the keyset's Secret (strongly advised)",
+        "rewritten when the keys it serves change (strongly advised)",
     )
     signer.add_argument(
         "--legacy-public-key",

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
-from jwt.algorithms import get_default_algorithms
+from jwt import get_algorithm_by_name
 
 from keyturn.keys.algorithms import check_algorithm
 from keyturn.keys.jwk import public_key_from_jwk
@@ -26,7 +26,7 @@ def sign_input(material: KeyMaterial, signing_input: bytes) -> bytes:
     """The raw JWS signature of `signing_input` with the key's own algorithm (asymmetric keys only)."""
     if check_algorithm(material.algorithm) == "HMAC" or isinstance(material.key, str):
         raise ValueError(f"{material.algorithm} keys are shared secrets: no external signer signs with them")
-    algorithm = get_default_algorithms()[material.algorithm]
+    algorithm = get_algorithm_by_name(material.algorithm)
     return algorithm.sign(signing_input, material.key)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Final
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -27,7 +28,10 @@ from keyturn.sasigner.errors import LegacyKeyRefused
 from keyturn.sasigner.snapshot import PublicKey
 
 MAX_FILE: Final = 1024 * 1024
-_BLOCK: Final = re.compile(r"-----BEGIN ([A-Z0-9 ]{1,40})-----\r?\n(.*?)-----END \1-----", re.DOTALL)
+# A block's body never holds another BEGIN: a file of unclosed BEGINs is scanned once, not once per BEGIN.
+_BLOCK: Final = re.compile(
+    r"-----BEGIN ([A-Z0-9 ]{1,40})-----\r?\n((?:(?!-----BEGIN ).)*?)-----END \1-----", re.DOTALL
+)
 _CURVES: Final = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)  # what the apiserver verifies
 
 
@@ -47,7 +51,7 @@ def _public_key(path: Path, kind: str, block: bytes) -> object:
             return x509.load_pem_x509_certificate(block).public_key()
         if kind in ("PUBLIC KEY", "RSA PUBLIC KEY"):
             return serialization.load_pem_public_key(block)
-    except ValueError:
+    except (ValueError, UnsupportedAlgorithm):
         raise LegacyKeyRefused(f"--legacy-public-key {path}: a {kind} block does not load") from None
     raise LegacyKeyRefused(f"--legacy-public-key {path}: a {kind} block is not a public key or certificate")
 

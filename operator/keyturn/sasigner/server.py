@@ -173,7 +173,7 @@ def _clear_socket(path: Path) -> None:
     """A socket left by an earlier run is removed; anything else at the path is an error."""
     try:
         info = path.lstat()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # nothing there: binding says what is wrong
         return
     if not stat.S_ISSOCK(info.st_mode):
         raise SignerError(f"--socket {path}: exists and is not a socket; refusing to replace it")
@@ -194,7 +194,11 @@ def serve(
     _clear_socket(options.socket)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="sa-signer"))
     api_pb2_grpc.add_ExternalJWTSignerServicer_to_server(SignerService(store, legacy_keys), server)
-    if server.add_insecure_port(f"unix:{options.socket}") == 0:
+    try:
+        port = server.add_insecure_port(f"unix:{options.socket}")
+    except RuntimeError:  # grpcio raises ("Failed to bind") where older versions returned 0
+        port = 0
+    if port == 0:
         raise SignerError(f"--socket {options.socket}: cannot listen there")
     server.start()
     log.info(f"listening on {options.socket}", extra={"reason": "Listening"})

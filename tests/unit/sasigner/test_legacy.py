@@ -111,6 +111,12 @@ ED25519_PUBLIC = (
             id="another PEM kind",
         ),
         pytest.param(b"-" * (1024 * 1024 + 1), "larger than", id="too large"),
+        pytest.param(
+            b"-----BEGIN PUBLIC KEY-----\nMAswBQYDKgMEAwIAAQ==\n-----END PUBLIC KEY-----\n",
+            "does not load",
+            id="a key type cryptography does not know (OID 1.2.3.4)",
+        ),
+        pytest.param(b"-----BEGIN A-----\n" * 58000, "no PEM public key", id="a megabyte of unclosed BEGINs"),
     ],
 )
 def test_a_file_that_is_not_a_usable_public_key_is_refused(

@@ -231,6 +231,20 @@ def test_a_file_that_is_not_a_socket_is_never_replaced(folder: Path, served: tup
     assert path.read_text() == "precious"
 
 
+def test_a_socket_that_cannot_be_bound_is_a_named_error(
+    folder: Path, served: tuple[Keyset, Snapshot]
+) -> None:
+    """grpcio raises where it once returned 0: either way the signer says which option is wrong."""
+    (folder / "a-file").write_text("")
+    path = folder / "a-file" / "s.sock"  # its "folder" is a file: nothing can be bound there
+    store = Store()
+    store.offer(served[1])
+    thread, stop, errors = serve_in_thread(server.Options(path, NAMESPACE, NAME), store)
+    thread.join(10)
+    stop.set()
+    assert [str(e) for e in errors] == [f"--socket {path}: cannot listen there"]
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
