@@ -84,7 +84,9 @@ const withdrawn = new Set(); // kids whose private key was published: never trus
 async function parseJwks(text) {
   const doc = JSON.parse(text);
   if (!doc || !Array.isArray(doc.keys)) throw new Error('not a JSON object with a "keys" array');
-  const leaked = doc.keys.filter((jwk) => jwk && (jwk.kty === 'oct' || PRIVATE_MEMBERS.some((m) => m in jwk)));
+  const leaked = doc.keys.filter(
+    (jwk) => jwk && typeof jwk === 'object' && (jwk.kty === 'oct' || PRIVATE_MEMBERS.some((m) => m in jwk)),
+  );
   if (leaked.length) return { leaked: leaked.map((jwk) => jwk.kid) };
   const parsed = new Map();
   for (const jwk of doc.keys) {

@@ -89,13 +89,15 @@ class JwksApp:
     def _document(self, where: Route, headers: Any, proto: Any, head: bool) -> None:
         snapshot = self.store.snapshot
         published: Published | None = None
-        if where.host:
+        if where.kind is Kind.JWKS and where.keyset is not None:
+            # A path naming a served keyset is that keyset's JWKS, whatever issuer another keyset
+            # (in any namespace) claims under the same path.
+            published = snapshot.by_keyset.get(where.keyset)
+        if published is None and where.host:
             published = snapshot.issuer(where.host, where.port, where.prefix)
         if where.kind is Kind.DISCOVERY:
             representation = published.discovery if published is not None else None
         else:
-            if published is None and where.keyset is not None:
-                published = snapshot.by_keyset.get(where.keyset)
             representation = published.jwks if published is not None else None
         if published is None or representation is None:
             self._refuse(proto, 404, "no such keyset or issuer", head)

@@ -177,7 +177,9 @@ def _cache_annotations(
     ttl: int | None = None
     raw = annotations.get(CACHE_TTL_ANNOTATION)
     if raw is not None:
-        if isinstance(raw, str) and raw.isascii() and raw.isdigit() and int(raw) <= MAX_TTL:
+        # The length first: int() of thousands of digits raises, and a ConfigMap must never do that.
+        if isinstance(raw, str) and len(raw) <= len(str(MAX_TTL)) and raw.isascii() and raw.isdigit() \
+                and int(raw) <= MAX_TTL:  # fmt: skip
             ttl = int(raw)
         else:
             problems.append(("bad-cache-ttl", f"{ref}: {CACHE_TTL_ANNOTATION} is not a number of seconds"))

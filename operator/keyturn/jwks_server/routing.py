@@ -21,7 +21,8 @@ METHODS: Final = frozenset({"GET", "HEAD"})
 
 _PATH_CHARS = re.compile(r"/[A-Za-z0-9._~/-]*")
 _KEYSET_PATH = re.compile(r"/([a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?)/([a-z0-9](?:[-a-z0-9.]{0,251}[a-z0-9])?)")
-_HOST = re.compile(r"([A-Za-z0-9](?:[-A-Za-z0-9.]*[A-Za-z0-9])?)(?::([0-9]{1,5}))?")
+# A name, or an IPv6 literal in brackets (what a kubelet's probe sends to a Pod on an IPv6 network).
+_HOST = re.compile(r"([A-Za-z0-9](?:[-A-Za-z0-9.]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])(?::([0-9]{1,5}))?")
 
 
 class Kind(Enum):

@@ -108,6 +108,7 @@ BAD_ANNOTATIONS = {
     "a negative TTL": ({"keyturn.dev/cache-ttl": "-5"}, "bad-cache-ttl", None, 0, True),
     "a TTL in words": ({"keyturn.dev/cache-ttl": "5m"}, "bad-cache-ttl", None, 0, True),
     "a TTL of a thousand years": ({"keyturn.dev/cache-ttl": str(10**12)}, "bad-cache-ttl", None, 0, True),
+    "a TTL of 5,000 digits": ({"keyturn.dev/cache-ttl": "9" * 5000}, "bad-cache-ttl", None, 0, True),
 }
 
 
