@@ -2,9 +2,10 @@
 
 kopf delivers every watch event of the JwtKeySets and of the workloads that may be targets; each
 handler only hands the event to the engine (runtime/engine.py), which drops the echoes of Keyturn's
-own writes and wakes the keysets a change concerns. No handler writes anything and none is a
-daemon: the passes run in the engine's bounded pool. Keyturn's Secrets and ConfigMaps are watched
-by the engine's own threads (adapters/list_watch.py), not by kopf: see design-decisions.md.
+own writes and wakes the keysets a change concerns. No handler writes anything (but for removing
+the finalizer older versions put on a keyset being deleted) and none is a daemon: the passes run
+in the engine's bounded pool. Keyturn's Secrets and ConfigMaps are watched by the engine's own
+threads (adapters/list_watch.py), not by kopf: see design-decisions.md.
 """
 
 from __future__ import annotations

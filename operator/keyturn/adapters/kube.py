@@ -51,11 +51,12 @@ def api_client(kubeconfig: str | None = None) -> Any:
     return api
 
 
-# Every request Keyturn's passes make, by client method (read_namespaced_secret, ...): what a pass
-# costs the API server, and the figure bench/scale.py reports per keyset.
+# Every request the operator makes through `call` and `write` (the passes, the Lease, the workload
+# lists), by client method (read_namespaced_secret, ...): what it costs the API server, and the
+# figure bench/scale.py reports per keyset.
 API_REQUESTS = Counter(
     "keyturn_api_requests_total",
-    "Kubernetes API requests made by reconcile passes, by operation",
+    "Kubernetes API requests made by the operator (passes, leader election, workload lists), by operation",
     ["operation"],
 )
 
@@ -92,7 +93,7 @@ def newer(body: Mapping[str, Any], known: Mapping[str, Any]) -> bool:
     """Whether `body` is a later version than `known`. resourceVersions are opaque to clients, but
     the API server's are integers that grow with every write (etcd's revision); when either is not
     one, only an equal version counts as known."""
-    mine, theirs = _version_of(body), _version_of(known)
+    mine, theirs = version_of(body), version_of(known)
     if mine == theirs:
         return False
     if mine.isdigit() and theirs.isdigit():
@@ -100,7 +101,8 @@ def newer(body: Mapping[str, Any], known: Mapping[str, Any]) -> bool:
     return True
 
 
-def _version_of(body: Mapping[str, Any]) -> str:
+def version_of(body: Mapping[str, Any]) -> str:
+    """The resourceVersion of a JSON body (a kopf Body too), "" when it has none."""
     meta = body.get("metadata")
     return str(meta.get("resourceVersion") or "") if isinstance(meta, Mapping) else ""
 

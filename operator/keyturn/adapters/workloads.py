@@ -177,7 +177,6 @@ def to_target(body: Mapping[str, Any], keyset: str) -> Target:
         stamped_at=stamped_at,
         complete=bool(status) and caught_up and complete,
         deadline_exceeded=deadline_exceeded,
-        completed_at=None,
         progress=progress,
         health_url=health or None,
         verified=verified or None,

@@ -16,7 +16,7 @@ from typing import Final
 # status.lastHandledRollback once the request is handled.
 ROTATE_ANNOTATION: Final = "keyturn.dev/rotate"
 ROLLBACK_ANNOTATION: Final = "keyturn.dev/rollback"
-# kopf's finalizer on every JwtKeySet it serves (kopf's only bookkeeping on the object).
+# The finalizer Keyturn 0.1 (through kopf) put on every JwtKeySet: now only ever removed.
 FINALIZER: Final = "keyturn.dev/finalizer"
 
 # -------------------------------------------------------------------- on the Secret and ConfigMap

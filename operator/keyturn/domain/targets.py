@@ -66,7 +66,6 @@ class Target:
     stamped_at: datetime | None
     complete: bool  # observedGeneration caught up, every replica updated and available
     deadline_exceeded: bool  # the Deployment controller gave up (ProgressDeadlineExceeded)
-    completed_at: datetime | None
     progress: str  # "2/3 updated, 1 available", for messages
     health_url: str | None = None
     verified: str | None = None  # the revision that last passed the gate (complete and healthy)

@@ -28,13 +28,14 @@ from keyturn.adapters.configmaps import ConfigMaps
 from keyturn.adapters.events import Events
 from keyturn.adapters.keysets import KIND as KEYSET_KIND
 from keyturn.adapters.keysets import Keysets
-from keyturn.adapters.kube import OWN_WRITES, Conflict
+from keyturn.adapters.kube import OWN_WRITES, Conflict, version_of
 from keyturn.adapters.owned_store import OwnedStore
 from keyturn.adapters.secrets import Secrets
 from keyturn.adapters.workload_index import WorkloadIndex
 from keyturn.adapters.workloads import Workloads
 from keyturn.domain.annotations import FINALIZER, KEYSET_LABEL
 from keyturn.domain.egress import EgressPolicy
+from keyturn.domain.reasons import Reason
 from keyturn.domain.requests import urgent
 from keyturn.domain.targets import WorkloadKind
 from keyturn.executor import Executor, utcnow
@@ -116,7 +117,6 @@ class Engine:
             rollouts=Rollouts(api, egress, self.index),
         )
         self.scheduler = Scheduler(self._pass, workers=workers)
-        self.election = election
         self.elector = (
             LeaderElector(
                 api,
@@ -294,6 +294,7 @@ class Engine:
             rivals = self.issuers.forget(*key)
             self.keysets.forget(*key)
             self.scheduler.forget(key)
+            self._failures.pop(key, None)
             metrics.forget(*key)
         elif self.keysets.remember(body, copy=copy):
             meta = body.get("metadata") or {}
@@ -308,7 +309,7 @@ class Engine:
             return False
         self._changed(
             key,
-            (KEYSET_KIND, key[0], key[1], _version(body)),
+            (KEYSET_KIND, key[0], key[1], version_of(body)),
             Lane.EMERGENCY if urgent(body) else Lane.CHANGE,
         )
         return True
@@ -316,9 +317,10 @@ class Engine:
     def owned_object_event(self, event: str | None, kind: str, body: Mapping[str, Any]) -> None:
         """A Secret or ConfigMap of a keyset changed: its keyset looks again, unless Keyturn wrote it.
 
-        The initial listing (event None) wakes nothing: every keyset gets its own listing event, and
-        its pass reads the Secret and ConfigMap afresh. Nor does an object of a keyset not (or no
-        longer) known: the watch of these runs wider than kopf's when kopf serves namespace globs.
+        A listing (event None) wakes nothing: it only fills the OwnedStore passes read from
+        (_OwnedLook.replace), and every keyset gets its own pass anyway. Nor does an object of a
+        keyset not (or no longer) known: the watch of these runs wider than kopf's when kopf serves
+        namespace globs.
         """
         if event is None:
             return
@@ -338,7 +340,7 @@ class Engine:
         affected = self.index.remove(body) if event == "DELETED" else self.index.update(body)
         if event is None:
             return  # the initial listing: every keyset gets its own pass anyway
-        echo = (str(body.get("kind")), str(meta.get("namespace")), str(meta.get("name")), _version(body))
+        echo = (str(body.get("kind")), str(meta.get("namespace")), str(meta.get("name")), version_of(body))
         for key in affected:
             self._changed(key, echo, Lane.CHANGE)
 
@@ -378,7 +380,9 @@ class Engine:
         try:
             outcome = await self.executor.reconcile(*key)
         except Conflict as exc:
-            log.info("%s", exc, extra={"namespace": key[0], "keyset": key[1], "reason": "Conflict"})
+            log.info(
+                "%s", exc, extra={"namespace": key[0], "keyset": key[1], "reason": str(Reason.WRITE_CONFLICT)}
+            )
             return CONFLICT_RETRY
         except Exception as exc:  # any failure: said in status, backed off, never fatal
             failures = self._failures[key] = self._failures.get(key, 0) + 1
@@ -389,7 +393,7 @@ class Engine:
                 log.warning(
                     "could not report the failure in status: %s",
                     type(report_exc).__name__,
-                    extra={"namespace": key[0], "keyset": key[1], "reason": "ReconcileError"},
+                    extra={"namespace": key[0], "keyset": key[1], "reason": str(Reason.RECONCILE_ERROR)},
                 )
             return delay
         self._failures.pop(key, None)
@@ -412,7 +416,7 @@ class Engine:
                 log.warning(
                     "listing the workloads failed: %s",
                     type(exc).__name__,
-                    extra={"reason": "TargetsUnreadable"},
+                    extra={"reason": str(Reason.TARGETS_UNREADABLE)},
                 )
                 await asyncio.sleep(5.0)
                 continue
@@ -435,10 +439,6 @@ class Engine:
 def _key(body: Mapping[str, Any]) -> Key:
     meta = body.get("metadata") or {}
     return str(meta.get("namespace", "")), str(meta.get("name", ""))
-
-
-def _version(body: Mapping[str, Any]) -> object:
-    return (body.get("metadata") or {}).get("resourceVersion")
 
 
 class _Handoff:
@@ -489,7 +489,7 @@ class _EarlyLook(_Handoff):
 class _OwnedLook(_Handoff):
     """Keyturn's Secrets and ConfigMaps, watched in threads rather than by kopf: on a restart kopf
     would deliver two objects per keyset, one event at a time, on the loop the passes run on.
-    Listings wake nothing (Engine.owned_object_event), and the echoes of Keyturn's own writes
+    Listings only fill the store and wake nothing, and the echoes of Keyturn's own writes
     recognised here never reach the loop."""
 
     def __init__(self, engine: Engine, kind: str, store: OwnedStore) -> None:

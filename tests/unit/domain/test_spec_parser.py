@@ -441,7 +441,7 @@ def check_times(spec: Spec, ring: Ring, now: datetime) -> None:
         assert times[-1] - current.signers_ready_at <= MAX_DURATION
         gate.assess(spec.analysis, current.signers_ready_at, now, {})
     for stamped in (now, record.LATEST - timedelta(seconds=1)):
-        target = Target("api", Role.SIGNER, 0, "old", stamped, False, False, None, "0/1 updated")
+        target = Target("api", Role.SIGNER, 0, "old", stamped, False, False, "0/1 updated")
         decide([target], revisions(ring), now, spec.rollout, {})
 
 

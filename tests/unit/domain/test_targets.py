@@ -30,7 +30,6 @@ def target(name: str, role: Role, revision: str | None, **kw: object) -> Target:
         stamped_at=NOW - 60 * S,
         complete=True,
         deadline_exceeded=False,
-        completed_at=NOW - 30 * S,
         progress="1/1 updated, 1 available",
     )
     return dataclasses.replace(base, **kw)  # type: ignore[arg-type]
