@@ -34,11 +34,11 @@ from kubernetes import client, watch
 from kubernetes.client import ApiClient, ApiException
 
 from common import ROOT, keyturn_run, say, stop, wait
+from keyturn import GROUP, PLURAL, VERSION
 
 # isort: split
 import localcluster  # in hack/, which importing common put on the path
 
-GROUP, VERSION, PLURAL = "keyturn.dev", "v1alpha1", "jwtkeysets"
 NS = "bench"
 LEASE = "keyturn"
 LEASE_DURATION = 10

@@ -31,8 +31,8 @@ from typing import Any
 from kubernetes import client
 
 from common import environment, say, wait
+from keyturn import GROUP, PLURAL, VERSION
 
-GROUP, VERSION, PLURAL = "keyturn.dev", "v1alpha1", "jwtkeysets"
 NS = "bench"
 HOST = "auth.bench.example"
 ROTATION = {"interval": "30d", "publishAhead": "1h", "gracePeriod": "7d", "retention": "14d"}

@@ -28,8 +28,8 @@ from typing import Any
 from kubernetes import client
 
 from common import environment, report, say, wait
+from keyturn import GROUP, PLURAL, VERSION
 
-GROUP, VERSION, PLURAL = "keyturn.dev", "v1alpha1", "jwtkeysets"
 NS = "bench"
 NAME = "gated"
 

@@ -40,11 +40,11 @@ from typing import Any
 from kubernetes import client
 
 from common import ROOT, environment, report, say, wait
+from keyturn import GROUP, PLURAL, VERSION
 
 sys.path.insert(0, str(ROOT / "tests"))  # Prometheus and the kubelet stand-in of the e2e tests
 from e2e.stack import KubeletMirror, Prometheus, free_port
 
-GROUP, VERSION, PLURAL = "keyturn.dev", "v1alpha1", "jwtkeysets"
 NS = "bench"
 NAME = "gated"
 SCRAPE_S = 1.0  # e2e.stack.Prometheus

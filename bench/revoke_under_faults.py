@@ -21,8 +21,8 @@ from typing import Any
 from kubernetes import client
 
 from common import environment, percentile, say, wait
+from keyturn import GROUP, PLURAL, VERSION
 
-GROUP, VERSION, PLURAL = "keyturn.dev", "v1alpha1", "jwtkeysets"
 NS = "bench"
 SLOW = {"interval": "30d", "publishAhead": "1h", "gracePeriod": "7d", "retention": "14d"}
 Api = tuple[client.CustomObjectsApi, client.CoreV1Api, client.AppsV1Api]

@@ -18,8 +18,8 @@ from typing import Any
 from kubernetes import client, watch
 
 from common import environment, report, say, wait
+from keyturn import GROUP, PLURAL, VERSION
 
-GROUP, VERSION, PLURAL = "keyturn.dev", "v1alpha1", "jwtkeysets"
 NS = "bench"
 REV = "keyturn.dev/rev-keys"
 

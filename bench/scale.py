@@ -26,22 +26,20 @@ import random
 import re
 import statistics
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client
 
 from common import ROOT, keyturn_run, percentile, say, stop, wait
+from keyturn import GROUP, PLURAL, VERSION
 
-sys.path.insert(0, str(ROOT / "hack"))
-import localcluster
+# isort: split
+import localcluster  # in hack/, which importing common put on the path
 
-GROUP, VERSION, PLURAL = "keyturn.dev", "v1alpha1", "jwtkeysets"
 NS = "scale"
 SLOW = {"interval": "30d", "publishAhead": "1h", "gracePeriod": "7d", "retention": "14d"}
 WRITES = re.compile(r"^(create|replace|patch|delete)_")
@@ -56,13 +54,13 @@ class Operator:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> float:
-        log = (self.cluster.workdir / "operator.log").open("ab")
-        self.proc = subprocess.Popen(
-            keyturn_run(NS, "--standalone", f"--workers={self.workers}", f"--metrics-port={self.port}"),
-            env={**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with (self.cluster.workdir / "operator.log").open("ab") as log:  # the child keeps its own copy
+            self.proc = subprocess.Popen(
+                keyturn_run(NS, "--standalone", f"--workers={self.workers}", f"--metrics-port={self.port}"),
+                env={**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         return time.monotonic()
 
     def stop(self) -> None:
@@ -222,12 +220,6 @@ def create_all(custom: client.CustomObjectsApi, names: list[str]) -> None:
                 lambda n: custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, keyset(n)), names
             )
         )
-
-
-def until(predicate: Callable[[], bool], timeout: float, what: str) -> float:
-    start = time.monotonic()
-    wait(lambda: predicate() or None, timeout, what, interval=0.25)
-    return time.monotonic() - start
 
 
 def measure(count: int, args: argparse.Namespace) -> dict[str, Any]:

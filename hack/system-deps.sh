@@ -3,7 +3,7 @@
 # gate scrapes a real process; promtool runs the alert rules), lua5.4 (the Argo CD health check is
 # run, not just read), openssl (a second implementation reads the encrypted PEMs), and nodejs with
 # npm (the Node.js consumer example is installed and run, docs/consumers.md), and the image
-# tools (`make image`, hack/image.sh, with no container engine: mmdebstrap makes the Debian base,
+# tools (`make image`, hack/image.py, with no container engine: mmdebstrap makes the Debian base,
 # buildah builds the Dockerfile on it, umoci unpacks the result, bubblewrap runs it read-only as
 # a non-root user; tests/integration/test_image.py). Tests that need one
 # carry `@pytest.mark.debian("<package>")`, and tests/conftest.py refuses a marker naming a package
