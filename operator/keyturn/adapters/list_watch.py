@@ -173,9 +173,18 @@ class Peek(ListWatch):
 
 
 def owned(
-    api: Any, kind: str, scope: str, sink: Sink, stop: threading.Event, log: logging.Logger
+    api: Any,
+    kind: str,
+    scope: str,
+    sink: Sink,
+    stop: threading.Event,
+    log: logging.Logger,
+    *,
+    also: tuple[str, ...] = (),
+    what: str | None = None,
 ) -> ListWatch:
-    """The Secrets or ConfigMaps Keyturn manages (its managed-by label) in one scope."""
+    """The Secrets or ConfigMaps Keyturn manages (its managed-by label) in one scope; `also`: more
+    label requirements (e.g. only the objects of a keyset)."""
     core = client.CoreV1Api(api)
     namespaced, everywhere = {
         "Secret": (core.list_namespaced_secret, core.list_secret_for_all_namespaces),
@@ -185,8 +194,8 @@ def owned(
     def lister(scope: str, **query: Any) -> Any:
         return namespaced(scope, **query) if scope else everywhere(**query)
 
-    selector = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
-    return ListWatch(lister, scope, sink, stop, what=f"{kind}s", log=log, label_selector=selector)
+    selector = ",".join([*(f"{k}={v}" for k, v in MANAGED_BY.items()), *also])
+    return ListWatch(lister, scope, sink, stop, what=what or f"{kind}s", log=log, label_selector=selector)
 
 
 def _raw(response: Any) -> Any:
